@@ -1,0 +1,48 @@
+"""The command line: the GUI by default; --self-test; sub-commands grow with later issues."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llamadesk", description=app.__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {app.__version__}")
+    parser.add_argument("--model", metavar="PATH", help="load this GGUF file instead of the default")
+    parser.add_argument("--self-test", action="store_true",
+                        help="drive the real window offscreen: load, ask, print one JSON line")
+    return parser
+
+
+def _set_up_logging() -> None:
+    from logging.handlers import RotatingFileHandler
+
+    from app import paths
+
+    level = logging.DEBUG if os.environ.get("LLAMADESK_DEBUG") else logging.INFO
+    root = logging.getLogger()
+    root.setLevel(level)
+    file_handler = RotatingFileHandler(paths.log_dir() / "llamadesk.log", maxBytes=2_000_000,
+                                       backupCount=2, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if os.environ.get("LLAMADESK_DEBUG") else logging.WARNING)
+    root.addHandler(console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _set_up_logging()
+    from app import gui
+
+    return gui.run(model=args.model, self_test=args.self_test)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

