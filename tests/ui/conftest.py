@@ -1,0 +1,39 @@
+"""GUI fixtures: a test fails if it leaves a QThread running (napari's _dangling_qthreads)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QThread
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_qthreads(monkeypatch):
+    started: list[QThread] = []
+    original_start = QThread.start
+
+    def recording_start(self, *args, **kwargs):
+        started.append(self)
+        return original_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(QThread, "start", recording_start)
+    yield started
+    running = [t.objectName() or repr(t) for t in started if t.isRunning()]
+    for thread in started:  # do not let one failure crash the rest of the run
+        if thread.isRunning():
+            thread.quit()
+            thread.wait(5000)
+    assert not running, f"QThreads left running: {running}"
+
+
+@pytest.fixture
+def window(qtbot, model_path):
+    """The real main window with the embedded model loaded."""
+    from app.ui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.controller.model_loaded, timeout=60_000):
+        win.controller.load_model(str(model_path))
+    yield win
+    win.close()

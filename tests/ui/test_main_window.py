@@ -1,0 +1,147 @@
+"""The real window, driven through its widgets as a user would, on the real model."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+from PySide6.QtCore import Qt
+
+from app.core.sampling import SamplingParams
+from app.ui.main_window import MainWindow
+
+HELLO = "Say hello in five words."
+STORY = "Write a long story about a llama who travels the world."
+
+
+def type_and_send(qtbot, window: MainWindow, text: str) -> None:
+    qtbot.keyClicks(window.composer, text)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+
+
+def start_long_answer(qtbot, window: MainWindow) -> None:
+    window.sampling_panel.rows["max_tokens"].spin.setValue(400)
+    type_and_send(qtbot, window, STORY)
+    qtbot.waitUntil(lambda: len(window.chat_view.last_message_text()) > 10, timeout=30_000)
+
+
+def test_a_message_sent_through_the_composer_streams_into_the_chat_view(qtbot, window) -> None:
+    window.sampling_panel.rows["temperature"].spin.setValue(0.0)  # greedy: a known answer
+    window.sampling_panel.rows["max_tokens"].spin.setValue(60)
+    shown: list[str] = []
+    window.chat_view.textChanged.connect(lambda: shown.append(window.chat_view.last_message_text()))
+    with qtbot.waitSignal(window.controller.answer_finished, timeout=60_000) as finished:
+        type_and_send(qtbot, window, STORY)
+        assert window.composer.toPlainText() == ""
+        assert window.send_button.text() == "Stop"
+        assert window.state_label.text() == "Generating…"
+    stats = finished.args[0]
+    answer = window.controller.conversation.messages[-1]
+    assert answer.role == "assistant" and answer.stats == stats
+    assert window.chat_view.last_message_text() == answer.text
+    assert "llama" in answer.text.lower()
+    assert stats.completion_tokens == 60 and stats.stop_reason == "length"
+    growing = [s for s in dict.fromkeys(shown) if s and answer.text.startswith(s) and s != answer.text]
+    assert len(growing) >= 2, "the answer appeared at once instead of streaming in"
+    assert stats.completion_tokens > 0 and stats.tokens_per_s > 0
+    assert window.send_button.text() == "Send"
+    assert window.state_label.text() == "Ready"
+    assert window.model_label.text() == "SmolLM2-135M-Instruct.Q4_1"
+    assert window.backend_label.text() == "CPU"
+    assert window.speed_label.text().endswith("tok/s")
+    assert window.conversation_list.list.item(0).text() == STORY[:47] + "…"
+
+
+def test_shift_enter_is_a_new_line_and_sends_nothing(qtbot, window) -> None:
+    qtbot.keyClicks(window.composer, "first line")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer, "second line")
+    assert window.composer.toPlainText() == "first line\nsecond line"
+    assert not window.controller.generating
+    assert window.controller.conversation.messages == []
+
+
+def test_stop_ends_the_answer_within_one_token(qtbot, window) -> None:
+    emitted = []
+    window.controller.client.worker.token.connect(
+        lambda request, text: emitted.append(text), Qt.ConnectionType.DirectConnection
+    )
+    start_long_answer(qtbot, window)
+    with qtbot.waitSignal(window.controller.answer_finished, timeout=10_000) as finished:
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+        emitted_at_stop = len(emitted)
+    stats = finished.args[0]
+    assert stats.stop_reason == "user"
+    assert stats.completion_tokens <= emitted_at_stop + 1 < 400
+    answer = window.controller.conversation.messages[-1]
+    assert answer.incomplete and answer.text
+    assert "stopped" in window.chat_view.toPlainText().splitlines()[-1]
+
+
+def test_a_second_request_while_one_runs_is_refused(qtbot, window) -> None:
+    start_long_answer(qtbot, window)
+    assert window.controller.send("And another thing") is False
+    assert window.controller.client.generate([{"role": "user", "content": "x"}],
+                                             SamplingParams()) is None
+    with qtbot.waitSignal(window.controller.answer_finished, timeout=10_000):
+        window.controller.stop()
+    roles = [m.role for m in window.controller.conversation.messages]
+    assert roles == ["user", "assistant"]
+
+
+def test_closing_mid_answer_ends_the_thread_within_two_seconds(qtbot, window, no_dangling_qthreads):
+    start_long_answer(qtbot, window)
+    assert window.controller.generating
+    began = perf_counter()
+    window.close()
+    assert perf_counter() - began < 2.0
+    assert all(not t.isRunning() for t in no_dangling_qthreads)
+
+
+def test_the_window_shows_loading_and_accepts_a_message_before_the_model_is_ready(
+    qtbot, model_path
+) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.controller.load_model(str(model_path))
+    assert win.state_label.text() == "Loading model…"
+    with qtbot.waitSignal(win.controller.answer_finished, timeout=60_000) as finished:
+        type_and_send(qtbot, win, HELLO)  # sent while the model is still loading
+        assert win.controller.generating
+    assert finished.args[0].completion_tokens > 0
+    assert win.chat_view.last_message_text().strip()
+    win.close()
+
+
+def test_a_broken_model_shows_a_clear_banner_and_the_app_keeps_working(
+    qtbot, model_path, tmp_path
+) -> None:
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model")
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.controller.error, timeout=30_000):
+        win.controller.load_model(str(bad))
+    assert win.banner.isVisible()
+    assert "notes.gguf is not a GGUF model file" in win.banner.text()
+    assert win.state_label.text() == "No model"
+    with qtbot.waitSignal(win.controller.model_loaded, timeout=60_000):
+        win.controller.load_model(str(model_path))
+    assert not win.banner.isVisible()
+    with qtbot.waitSignal(win.controller.answer_finished, timeout=60_000):
+        type_and_send(qtbot, win, HELLO)
+    win.close()
+
+
+def test_the_sampling_panel_edits_the_conversation_settings(qtbot, window) -> None:
+    rows = window.sampling_panel.rows
+    rows["temperature"].spin.setValue(0.3)
+    rows["top_k"].slider.setValue(10)
+    conversation = window.controller.conversation
+    assert conversation.sampling.temperature == 0.3
+    assert conversation.sampling.top_k == 10
+    assert rows["top_k"].spin.value() == 10
+    qtbot.mouseClick(window.sampling_panel.reset_button, Qt.MouseButton.LeftButton)
+    assert rows["temperature"].spin.value() == SamplingParams().temperature
+    assert conversation.sampling == SamplingParams()
