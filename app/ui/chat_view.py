@@ -61,8 +61,12 @@ class ChatView(QTextBrowser):
         cursor = self._end_cursor()
         self._body_end = cursor.position()
         if footer:
+            bar = self.verticalScrollBar()
+            at_end = bar.value() >= bar.maximum() - 4
             cursor.insertBlock(QTextBlockFormat())
             cursor.insertText(footer, self._footer_format)
+            if at_end:
+                bar.setValue(bar.maximum())
 
     def last_message_text(self) -> str:
         cursor = self._end_cursor()

@@ -19,7 +19,7 @@ class Composer(QPlainTextEdit):
         self.setTabChangesFocus(True)
         line = self.fontMetrics().lineSpacing()
         self.setMinimumHeight(line * 3 + 12)
-        self.setMaximumHeight(line * 8 + 12)
+        self.setMaximumHeight(line * 5 + 12)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -110,6 +112,8 @@ class MainWindow(QMainWindow):
         self.composer.submitted.connect(self._send)
         self.send_button.clicked.connect(self._send_or_stop)
         c.status.connect(self.state_label.setText)
+        c.model_loading.connect(self._on_model_loading)
+        c.model_failed.connect(lambda message: self.model_label.setText("No model"))
         c.error.connect(self.show_error)
         c.model_loaded.connect(self._on_model_loaded)
         c.generating_changed.connect(self._on_generating_changed)
@@ -134,6 +138,10 @@ class MainWindow(QMainWindow):
     def _on_generating_changed(self, generating: bool) -> None:
         self.send_button.setText("Stop" if generating else "Send")
         self.send_button.setToolTip("Stop the answer (Esc)" if generating else "Send (Enter)")
+
+    def _on_model_loading(self, path: str) -> None:
+        self.model_label.setText(f"Loading {Path(path).stem}…")
+        self.backend_label.setText("")
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.banner.hide()

@@ -103,6 +103,8 @@ def test_the_window_shows_loading_and_accepts_a_message_before_the_model_is_read
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
+    labels: list[str] = []
+    win.controller.model_loading.connect(lambda path: labels.append(win.model_label.text()))
     win.controller.load_model(str(model_path))
     assert win.state_label.text() == "Loading model…"
     with qtbot.waitSignal(win.controller.answer_finished, timeout=60_000) as finished:
@@ -110,6 +112,8 @@ def test_the_window_shows_loading_and_accepts_a_message_before_the_model_is_read
         assert win.controller.generating
     assert finished.args[0].completion_tokens > 0
     assert win.chat_view.last_message_text().strip()
+    assert labels == ["Loading SmolLM2-135M-Instruct.Q4_1…"]
+    assert win.model_label.text() == "SmolLM2-135M-Instruct.Q4_1"
     win.close()
 
 
@@ -125,7 +129,7 @@ def test_a_broken_model_shows_a_clear_banner_and_the_app_keeps_working(
         win.controller.load_model(str(bad))
     assert win.banner.isVisible()
     assert "notes.gguf is not a GGUF model file" in win.banner.text()
-    assert win.state_label.text() == "No model"
+    assert win.state_label.text() == "No model" and win.model_label.text() == "No model"
     with qtbot.waitSignal(win.controller.model_loaded, timeout=60_000):
         win.controller.load_model(str(model_path))
     assert not win.banner.isVisible()
