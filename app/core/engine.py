@@ -89,6 +89,7 @@ class GenerationStats:
     tokens_per_s: float  # decode speed after the first token
     total_s: float
     stop_reason: str  # "eos", "length", "context_full" or "user"
+    seed: int = 0  # the seed the sampler used
 
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
@@ -233,7 +234,8 @@ class Engine:
                 "message, or load the model with a longer context.",
             )
         max_tokens = min(sampling.max_tokens, room)
-        llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
+        seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
+        llm.set_seed(seed)
         tokens = llm.generate(
             prompt,
             temp=sampling.temperature,
@@ -284,6 +286,7 @@ class Engine:
             tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
             total_s=perf_counter() - started,
             stop_reason=reason,
+            seed=seed,
         )
 
     # -- helpers -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 from pathlib import Path
 
@@ -23,3 +24,12 @@ def default_model_path() -> Path | None:
             path = Path(dist.locate_file(file))
             return path if path.is_file() else None
     return None
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The SHA-256 of a file, read in chunks (models are gigabytes: run it off the GUI thread)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
