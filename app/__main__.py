@@ -16,6 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="PATH", help="load this GGUF file instead of the default")
     parser.add_argument("--self-test", action="store_true",
                         help="drive the real window offscreen: load, ask, print one JSON line")
+    from app import cli
+
+    cli.add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
 
@@ -39,6 +42,10 @@ def _set_up_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _set_up_logging()
+    if args.command:
+        from app import cli
+
+        return cli.run(args)
     from app import gui
 
     return gui.run(model=args.model, self_test=args.self_test)

@@ -63,7 +63,19 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
     qt_app.setApplicationVersion(app.__version__)
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
-    window = MainWindow()
+    from app.core.store import ConversationStore, StoreError, default_store_path
+
+    try:
+        store = ConversationStore(default_store_path())
+    except StoreError as error:
+        if self_test:
+            print(f"self-test failed: {error.message}")
+        else:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, app.APP_NAME, error.message)
+        return 1
+    window = MainWindow(store=store)
     # Ctrl+C in the terminal closes the window the normal way (stopping the model thread).
     signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QTimer(window)  # Python runs signal handlers only when it gets control

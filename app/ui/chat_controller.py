@@ -1,19 +1,26 @@
-"""Between the widgets and the inference thread: conversations in, batched text out.
+"""Between the widgets, the store and the inference thread.
 
-Tokens arrive as queued signals from the worker; they are buffered and flushed to the view
-every FLUSH_MS, so the view does work proportional to new text only, at a bounded rate.
+The user's message is committed before generation starts; the answer is saved while it
+streams (AnswerRecorder) and completed at the end. Tokens arrive as queued signals from the
+worker; they are buffered and flushed to the view and the recorder every FLUSH_MS, so the
+view does work proportional to new text only, at a bounded rate.
 """
 
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
-from app.core.conversation import Conversation, Message
+from app.core.conversation import Conversation, GenerationRecord, Message
 from app.core.engine import GenerationStats, LoadOptions, ModelInfo
+from app.core.library import file_sha256
+from app.core.store import AnswerRecorder, ConversationStore, ConversationSummary
 from app.ui.chat_view import ChatView, message_footer
 from app.ui.sampling_panel import SamplingSettings
+from app.workers.background import run_in_background
 from app.workers.inference import InferenceClient
 
 FLUSH_MS = 30
@@ -28,37 +35,37 @@ class ChatController(QObject):
     model_failed = Signal(str)  # message
     generating_changed = Signal(bool)
     answer_finished = Signal(object)  # GenerationStats
-    conversations_changed = Signal()
+    conversations_changed = Signal()  # the list (titles, order, membership) changed
+    conversation_shown = Signal(str)  # id of the conversation now in the view
 
     def __init__(self, view: ChatView, sampling: SamplingSettings, client: InferenceClient,
-                 parent: QObject | None = None) -> None:
+                 store: ConversationStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.view = view
         self.sampling = sampling
         self.client = client
+        self.store = store
         self.model: ModelInfo | None = None
-        self.conversations: list[Conversation] = [Conversation()]
-        self.current = 0
+        self._model_sha256: dict[str, str] = {}
+        self.summaries: list[ConversationSummary] = store.list_conversations()
+        self.conversation = Conversation(sampling=sampling.params)  # unsaved until first message
         self._answer: Message | None = None
         self._answer_owner: Conversation | None = None  # the conversation being answered
+        self._recorder: AnswerRecorder | None = None
         self._request: int | None = None
+        self._request_sampling = sampling.params
         self._buffer: list[str] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self._flush)
         worker = client.worker
-        worker.loading.connect(self.model_loading)
-        worker.loading.connect(lambda path: self.status.emit("Loading model…"))
+        worker.loading.connect(self._on_loading)
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
         worker.token.connect(self._on_token)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         sampling.changed.connect(self._on_sampling_changed)
-
-    @property
-    def conversation(self) -> Conversation:
-        return self.conversations[self.current]
 
     @property
     def generating(self) -> bool:
@@ -71,59 +78,116 @@ class ChatController(QObject):
         self.client.load(path, options)
 
     def send(self, text: str) -> bool:
-        """Add the user's message and ask for an answer. False (nothing changes) while busy."""
+        """Save the user's message, then ask for an answer. False (nothing changes) while busy."""
         if self.generating:
             return False
         conversation = self.conversation
-        conversation.add_user_message(text)
-        request = self.client.generate(conversation.chat_messages(), self.sampling.params)
+        chat = conversation.chat_messages() + [{"role": "user", "content": text}]
+        request = self.client.generate(chat, self.sampling.params)
         if request is None:
-            conversation.messages.pop()
             return False
+        question = conversation.append("user", text)
+        if self.model:
+            conversation.model = Path(self.model.path).name
+        self.store.add_message(conversation, question)  # committed before the first token
         self._request = request
-        self._answer = Message("assistant", "", model=self.model.name if self.model else "")
-        self._answer_owner = conversation
+        self._request_sampling = self.sampling.params
+        self._answer = Message("assistant", "", parent_id=question.id)
         conversation.messages.append(self._answer)
-        self.view.begin_message("user")
+        self._answer_owner = conversation
+        self._recorder = AnswerRecorder(self.store, conversation, self._answer)
+        self.view.begin_message("user", question.id)
         self.view.append_text(text)
         self.view.end_message()
-        self.view.begin_message("assistant")
+        self.view.begin_message("assistant", self._answer.id)
         self._flush_timer.start()
         self.status.emit("Generating…" if self.model else "Loading model… the answer follows")
         self.generating_changed.emit(True)
-        self.conversations_changed.emit()
+        self.reload_list()
         return True
 
     def stop(self) -> None:
         self.client.stop()
 
     def new_conversation(self) -> None:
-        self.stop()
-        if self.conversation.messages or len(self.conversations) == 0:
-            self.conversations.insert(0, Conversation(sampling=self.sampling.params))
-        self.select(0)
-
-    def select(self, index: int) -> None:
-        if self.generating and index != self.current:
+        """Show an empty conversation; it is saved with its first message."""
+        if self.generating:
             self.stop()
-        self.current = index
-        self.sampling.set_params(self.conversation.sampling)
-        self.view.show_conversation(self.conversation)
-        self.conversations_changed.emit()
+        if not self.conversation.messages:
+            return
+        self.conversation = Conversation(sampling=self.sampling.params)
+        self._show(self.conversation)
+
+    def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:
+        if conversation_id != self.conversation.id:
+            if self.generating:
+                self.stop()
+            if conversation_id == getattr(self._answer_owner, "id", None):
+                conversation = self._answer_owner  # still streaming: keep the live object
+            else:
+                conversation = self.store.load(conversation_id)
+            self.conversation = conversation
+            self._show(conversation)
+        if message_id:
+            self.view.scroll_to_message(message_id)
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        self.store.rename(conversation_id, title)
+        if conversation_id == self.conversation.id:
+            self.conversation.title = " ".join(title.split())
+            self.conversation.titled_by_user = True
+        self.reload_list()
+
+    def set_pinned(self, conversation_id: str, pinned: bool) -> None:
+        self.store.set_pinned(conversation_id, pinned)
+        if conversation_id == self.conversation.id:
+            self.conversation.pinned = pinned
+        self.reload_list()
+
+    def duplicate(self, conversation_id: str) -> None:
+        self.open_conversation(self.store.duplicate(conversation_id))
+        self.reload_list()
+
+    def delete(self, conversation_id: str) -> None:
+        """Hidden at once; undo_delete brings it back until purge_deleted."""
+        if conversation_id == getattr(self._answer_owner, "id", None):
+            self.stop()
+        self.store.delete(conversation_id)
+        if conversation_id == self.conversation.id:
+            self.conversation = Conversation(sampling=self.sampling.params)
+            self._show(self.conversation)
+        self.reload_list()
+
+    def undo_delete(self, conversation_id: str) -> None:
+        self.store.undelete(conversation_id)
+        self.reload_list()
+        self.open_conversation(conversation_id)
+
+    def purge_deleted(self) -> None:
+        self.store.purge_deleted()
 
     def shutdown(self) -> None:
         self._flush_timer.stop()
         self.client.shutdown()
+        # Deliver what the worker sent before it ended: the last tokens and "finished".
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.MetaCall)
+        self._flush()
+        if self._recorder is not None:  # still streaming: keep what arrived, marked incomplete
+            self._recorder.finish(None, incomplete=True)
+        self.store.purge_deleted()
 
     # -- events from the inference thread -------------------------------------------------------
+
+    def _on_loading(self, path: str) -> None:
+        self.model_loading.emit(path)
+        self.status.emit("Loading model…")
 
     def _on_loaded(self, info: ModelInfo) -> None:
         log.info("model loaded: %s (%s, context %d)", info.path, info.backend, info.n_ctx)
         self.model = info
-        if self._answer is not None and not self._answer.model:
-            self._answer.model = info.name
         self.model_loaded.emit(info)
         self.status.emit("Generating…" if self.generating else "Ready")
+        self._hash_model(Path(info.path))
 
     def _on_load_failed(self, kind: str, message: str) -> None:
         log.warning("model not loaded (%s): %s", kind, message)
@@ -137,29 +201,28 @@ class ChatController(QObject):
             self._buffer.append(text)
 
     def _flush(self) -> None:
-        if not self._buffer or self._answer is None:
+        if not self._buffer or self._recorder is None:
             return
         chunk = "".join(self._buffer)
         self._buffer.clear()
-        self._answer.text += chunk
+        self._recorder.feed(chunk)
         if self._answer_owner is self.conversation:
             self.view.append_text(chunk)
 
     def _on_finished(self, request: int, stats: GenerationStats) -> None:
-        if request != self._request or self._answer is None:
+        if request != self._request or self._recorder is None:
             return
         self._flush()
-        self._answer.stats = stats
-        self._answer.incomplete = stats.stop_reason == "user"
+        self._recorder.finish(self._generation_record(stats), incomplete=stats.stop_reason == "user")
         self._end_answer()
         self.status.emit("Ready")
         self.answer_finished.emit(stats)
 
     def _on_failed(self, request: int, kind: str, message: str) -> None:
-        if request != self._request or self._answer is None:
+        if request != self._request or self._recorder is None:
             return
         self._flush()
-        self._answer.incomplete = True
+        self._recorder.finish(None, incomplete=True)
         self._end_answer()
         self.status.emit("Ready" if self.model else "No model")
         self.error.emit(message)
@@ -170,10 +233,53 @@ class ChatController(QObject):
         if self._answer_owner is self.conversation:
             self.view.end_message(message_footer(answer))
         self._flush_timer.stop()
-        self._answer = None
-        self._answer_owner = None
-        self._request = None
+        self._answer = self._answer_owner = self._recorder = self._request = None
         self.generating_changed.emit(False)
+        self.reload_list()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _generation_record(self, stats: GenerationStats) -> GenerationRecord:
+        info = self.model
+        path = Path(info.path) if info else None
+        return GenerationRecord(
+            model_file=path.name if path else "",
+            model_size=path.stat().st_size if path and path.exists() else 0,
+            model_sha256=self._model_sha256.get(str(path), "") if path else "",
+            sampling=self._request_sampling.to_dict(),
+            seed=stats.seed,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+            ttft_s=stats.ttft_s,
+            tokens_per_s=stats.tokens_per_s,
+            stop_reason=stats.stop_reason,
+            llama_cpp_version=info.llama_cpp_version if info else version("llama-cpp-python"),
+        )
+
+    def _hash_model(self, path: Path) -> None:
+        """SHA-256 of the model file for generation records: cached, else computed off-thread."""
+        cached = self.store.cached_sha256(path)
+        if cached:
+            self._model_sha256[str(path)] = cached
+            return
+
+        def remember(digest: str) -> None:
+            self._model_sha256[str(path)] = digest
+            self.store.remember_sha256(path, digest)
+
+        run_in_background(lambda: file_sha256(path), remember,
+                          lambda error: log.warning("hashing %s failed: %s", path, error))
+
+    def _show(self, conversation: Conversation) -> None:
+        self.sampling.set_params(conversation.sampling)
+        self.view.show_conversation(conversation)
+        self.conversation_shown.emit(conversation.id)
+
+    def reload_list(self) -> None:
+        self.summaries = self.store.list_conversations()
+        self.conversations_changed.emit()
 
     def _on_sampling_changed(self, params) -> None:
         self.conversation.sampling = params
+        if any(s.id == self.conversation.id for s in self.summaries):
+            self.store.save_conversation(self.conversation)

@@ -6,6 +6,8 @@ the size of the new text, not of the message or the conversation.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextBrowser
 
@@ -22,6 +24,7 @@ class ChatView(QTextBrowser):
         self.setReadOnly(True)
         self._body_start = 0  # where the last message's text begins
         self._body_end: int | None = None  # where it ends; None while it grows
+        self._starts: dict[str, int] = {}  # message id -> where it begins
         self._text_format = QTextCharFormat()
         self._role_format = QTextCharFormat()
         self._role_format.setFontWeight(QFont.Weight.Bold)
@@ -31,14 +34,16 @@ class ChatView(QTextBrowser):
 
     def show_conversation(self, conversation: Conversation) -> None:
         self.clear()
-        for message in conversation.messages:
-            self.begin_message(message.role)
-            self.append_text(message.text)
+        self._starts.clear()
+        for message in conversation.thread():
+            self.begin_message(message.role, message.id)
+            self._end_cursor().insertText(message.text, self._text_format)
             self.end_message(message_footer(message))
         self._scroll_to_end()
 
-    def begin_message(self, role: str) -> None:
+    def begin_message(self, role: str, message_id: str = "") -> None:
         cursor = self._end_cursor()
+        self._starts[message_id] = cursor.position()
         if not self.document().isEmpty():
             cursor.insertBlock(QTextBlockFormat())
             cursor.insertBlock(QTextBlockFormat())
@@ -68,6 +73,18 @@ class ChatView(QTextBrowser):
             if at_end:
                 bar.setValue(bar.maximum())
 
+    def scroll_to_message(self, message_id: str) -> None:
+        """Bring a message's first line to the top of the view."""
+        position = self._starts.get(message_id)
+        if position is None:
+            return
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(position)
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())  # then back up: the message lands at the top
+        self.setTextCursor(cursor)
+        self.ensureCursorVisible()
+
     def last_message_text(self) -> str:
         cursor = self._end_cursor()
         if self._body_end is not None:
@@ -86,13 +103,14 @@ class ChatView(QTextBrowser):
 
 def message_footer(message: Message) -> str:
     parts = []
-    if message.model:
-        parts.append(message.model)
-    stats = message.stats
-    if stats is not None and stats.completion_tokens:
-        parts.append(f"{stats.completion_tokens} tokens")
-        parts.append(f"{stats.tokens_per_s:.1f} tok/s")
-        parts.append(f"first token {stats.ttft_s:.2f} s")
+    record = message.generation
+    if record is not None:
+        if record.model_file:
+            parts.append(Path(record.model_file).stem)
+        if record.completion_tokens:
+            parts.append(f"{record.completion_tokens} tokens")
+            parts.append(f"{record.tokens_per_s:.1f} tok/s")
+            parts.append(f"first token {record.ttft_s:.2f} s")
     if message.incomplete:
-        parts.append("stopped")
+        parts.append("stopped" if record and record.stop_reason == "user" else "incomplete")
     return " · ".join(parts)

@@ -1,38 +1,205 @@
-"""The list of conversations on the left."""
+"""The column on the left: search box, "New chat", conversations grouped by date.
+
+It shows summaries and emits what the user asks for; the controller does the work.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+import html
+from datetime import date, datetime, timedelta
 
-from app.core.conversation import Conversation
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.store import MATCH_END, MATCH_START, ConversationSummary, SearchHit
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_DELAY_MS = 150
+
+
+def date_group(timestamp: float, today: date | None = None) -> str:
+    today = today or date.today()
+    day = datetime.fromtimestamp(timestamp).date()
+    if day >= today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    if day > today - timedelta(days=7):
+        return "Previous 7 days"
+    return "Older"
 
 
 class ConversationList(QWidget):
     new_requested = Signal()
-    selected = Signal(int)  # index into the conversations shown
+    selected = Signal(str)  # conversation id
+    renamed = Signal(str, str)  # id, new title
+    delete_requested = Signal(str)
+    duplicate_requested = Signal(str)
+    pin_requested = Signal(str, bool)
+    search_requested = Signal(str)  # the query, after the user paused typing
+    result_chosen = Signal(str, object)  # conversation id, message id or None
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("searchBox")
+        self.search_box.setPlaceholderText("Search all chats (Ctrl+K)")
+        self.search_box.setClearButtonEnabled(True)
         self.new_button = QPushButton("New chat")
         self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
         self.list = QListWidget()
         self.list.setObjectName("conversationList")
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.results = QListWidget()
+        self.results.setObjectName("searchResults")
+        self.results.setWordWrap(True)
+        self.no_results = QLabel("No matches")
+        self.no_results.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        for widget in (self.list, self.results, self.no_results):
+            self.stack.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 0, 6)
+        layout.addWidget(self.search_box)
         layout.addWidget(self.new_button)
-        layout.addWidget(self.list)
+        layout.addWidget(self.stack)
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(lambda: self.search_requested.emit(self.query()))
+        self.search_box.textChanged.connect(self._on_query_changed)
         self.new_button.clicked.connect(self.new_requested)
-        self.list.currentRowChanged.connect(self._on_row_changed)
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.list.itemChanged.connect(self._on_item_edited)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        self.results.itemActivated.connect(self._on_result_chosen)
+        self.results.itemClicked.connect(self._on_result_chosen)
+        delete = QAction("Delete", self.list, shortcut=QKeySequence.StandardKey.Delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(self._delete_current)
+        self.list.addAction(delete)
+        self._summaries: dict[str, ConversationSummary] = {}
 
-    def set_conversations(self, conversations: list[Conversation], current: int) -> None:
+    def query(self) -> str:
+        return self.search_box.text().strip()
+
+    # -- the list ---------------------------------------------------------------------------------
+
+    def set_conversations(self, summaries: list[ConversationSummary], current_id: str | None) -> None:
+        self._summaries = {s.id: s for s in summaries}
         self.list.blockSignals(True)
         self.list.clear()
-        for conversation in conversations:
-            QListWidgetItem(conversation.title, self.list)
-        self.list.setCurrentRow(current)
+        group = None
+        for summary in summaries:
+            heading = "Pinned" if summary.pinned else date_group(summary.updated)
+            if heading != group:
+                group = heading
+                header = QListWidgetItem(heading, self.list)
+                header.setFlags(Qt.ItemFlag.NoItemFlags)
+                font = QFont(header.font())
+                font.setBold(True)
+                font.setPointSizeF(max(font.pointSizeF() - 1, 7))
+                header.setFont(font)
+            item = QListWidgetItem(summary.title, self.list)
+            item.setData(ID_ROLE, summary.id)
+            item.setToolTip(f"{summary.title}\n{summary.message_count} messages")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            if summary.id == current_id:
+                self.list.setCurrentItem(item)
+        if current_id not in self._summaries:
+            self.list.setCurrentItem(None)
         self.list.blockSignals(False)
 
-    def _on_row_changed(self, row: int) -> None:
-        if row >= 0:
-            self.selected.emit(row)
+    def item_for(self, conversation_id: str) -> QListWidgetItem | None:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(ID_ROLE) == conversation_id:
+                return item
+        return None
+
+    def rename_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and item.data(ID_ROLE):
+            self.list.editItem(item)
+
+    def _on_current_changed(self, item: QListWidgetItem | None, _previous) -> None:
+        if item is not None and item.data(ID_ROLE):
+            self.selected.emit(item.data(ID_ROLE))
+
+    def _on_item_edited(self, item: QListWidgetItem) -> None:
+        conversation_id = item.data(ID_ROLE)
+        summary = self._summaries.get(conversation_id)
+        title = " ".join(item.text().split())
+        if summary is None:
+            return
+        if not title:  # an empty title is not a title: put the old one back
+            self.list.blockSignals(True)
+            item.setText(summary.title)
+            self.list.blockSignals(False)
+        elif title != summary.title:
+            self.renamed.emit(conversation_id, title)
+
+    def _delete_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and item.data(ID_ROLE):
+            self.delete_requested.emit(item.data(ID_ROLE))
+
+    def _context_menu(self, position) -> None:
+        item = self.list.itemAt(position)
+        if item is None or not item.data(ID_ROLE):
+            return
+        conversation_id = item.data(ID_ROLE)
+        pinned = self._summaries[conversation_id].pinned
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.list.editItem(item))
+        menu.addAction("Unpin" if pinned else "Pin", lambda: self.pin_requested.emit(conversation_id,
+                                                                                      not pinned))
+        menu.addAction("Duplicate", lambda: self.duplicate_requested.emit(conversation_id))
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.delete_requested.emit(conversation_id))
+        menu.exec(self.list.viewport().mapToGlobal(position))
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def _on_query_changed(self, text: str) -> None:
+        if text.strip():
+            self._search_timer.start()
+        else:
+            self._search_timer.stop()
+            self.stack.setCurrentWidget(self.list)
+
+    def show_results(self, query: str, hits: list[SearchHit]) -> None:
+        if query != self.query():
+            return  # the user typed on; a newer search is coming
+        self.results.clear()
+        for hit in hits:
+            item = QListWidgetItem(self.results)
+            item.setData(ID_ROLE, hit.conversation_id)
+            item.setData(MESSAGE_ROLE, hit.message_id)
+            label = QLabel(f"<b>{html.escape(hit.title)}</b><br>{highlight(hit.snippet)}")
+            label.setWordWrap(True)
+            label.setContentsMargins(4, 3, 4, 3)
+            item.setSizeHint(label.sizeHint())
+            self.results.setItemWidget(item, label)
+        self.stack.setCurrentWidget(self.results if hits else self.no_results)
+
+    def _on_result_chosen(self, item: QListWidgetItem) -> None:
+        self.result_chosen.emit(item.data(ID_ROLE), item.data(MESSAGE_ROLE))
+
+
+def highlight(snippet: str) -> str:
+    """Escape a snippet and mark its matches in bold."""
+    text = html.escape(" ".join(snippet.split()))
+    return text.replace(MATCH_START, "<b>").replace(MATCH_END, "</b>")

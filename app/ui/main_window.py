@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -20,19 +20,26 @@ from PySide6.QtWidgets import (
 
 import app
 from app.core.engine import GenerationStats, ModelInfo
+from app.core.store import ConversationStore, default_store_path
+from app.ui import transcript_actions
 from app.ui.chat_controller import ChatController
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
 from app.ui.conversation_list import ConversationList
 from app.ui.sampling_panel import SamplingPanel, SamplingSettings
+from app.workers.background import run_in_background, wait_for_background_tasks
 from app.workers.inference import InferenceClient
+
+UNDO_SECONDS = 8
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, client: InferenceClient | None = None) -> None:
+    def __init__(self, client: InferenceClient | None = None,
+                 store: ConversationStore | None = None) -> None:
         super().__init__()
         self.setWindowTitle(app.APP_NAME)
         self.resize(1200, 760)
+        self.store = store or ConversationStore(default_store_path())
         self.chat_view = ChatView()
         self.composer = Composer()
         self.send_button = QPushButton("Send")
@@ -44,11 +51,12 @@ class MainWindow(QMainWindow):
             "QLabel#banner { background: #fdecea; color: #611a15; padding: 8px; border-radius: 4px; }"
         )
         self.banner.hide()
+        self._build_undo_bar()
         self.sampling = SamplingSettings(parent=self)
         self.sampling_panel = SamplingPanel(self.sampling)
         self.conversation_list = ConversationList()
         self.controller = ChatController(
-            self.chat_view, self.sampling, client or InferenceClient(self), parent=self
+            self.chat_view, self.sampling, client or InferenceClient(self), self.store, parent=self
         )
         self._build_layout()
         self._build_menus()
@@ -58,11 +66,27 @@ class MainWindow(QMainWindow):
 
     # -- construction ---------------------------------------------------------------------------
 
+    def _build_undo_bar(self) -> None:
+        self.undo_bar = QWidget()
+        self.undo_label = QLabel()
+        self.undo_button = QPushButton("Undo")
+        row = QHBoxLayout(self.undo_bar)
+        row.setContentsMargins(8, 2, 8, 2)
+        row.addWidget(self.undo_label, 1)
+        row.addWidget(self.undo_button)
+        self.undo_bar.setStyleSheet("background: #fff4d6; border-radius: 4px;")
+        self.undo_bar.hide()
+        self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
+        self._undo_timer.timeout.connect(self._forget_deleted)
+        self._deleted_id: str | None = None
+        self.undo_button.clicked.connect(self.undo_delete)
+
     def _build_layout(self) -> None:
         center = QWidget()
         column = QVBoxLayout(center)
         column.setContentsMargins(6, 6, 6, 6)
         column.addWidget(self.banner)
+        column.addWidget(self.undo_bar)
         column.addWidget(self.chat_view, 1)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
@@ -73,28 +97,37 @@ class MainWindow(QMainWindow):
         splitter.addWidget(center)
         splitter.addWidget(self.sampling_panel)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([220, 700, 280])
+        splitter.setSizes([240, 680, 280])
         self.setCentralWidget(splitter)
 
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
     def _build_menus(self) -> None:
+        c = self.controller
         file_menu = self.menuBar().addMenu("&File")
-        new_chat = QAction("&New chat", self, shortcut=QKeySequence.StandardKey.New)
-        new_chat.triggered.connect(self.controller.new_conversation)
-        file_menu.addAction(new_chat)
+        self._action(file_menu, "&New chat", c.new_conversation, QKeySequence.StandardKey.New)
+        self._action(file_menu, "&Search chats…", self.focus_search, "Ctrl+K")
         file_menu.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        self.export_action = self._action(
+            file_menu, "&Export…", lambda: transcript_actions.export_dialog(self), "Ctrl+E")
+        self._action(file_menu, "&Import…", lambda: transcript_actions.import_dialog(self))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        chat_menu = self.menuBar().addMenu("&Chat")
+        self._action(chat_menu, "&Rename", self.conversation_list.rename_current, "F2")
+        self._action(chat_menu, "&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
         model_menu = self.menuBar().addMenu("&Model")
-        open_model = QAction("&Open GGUF file…", self, shortcut=QKeySequence("Ctrl+O"))
-        open_model.triggered.connect(self._choose_model)
-        model_menu.addAction(open_model)
+        self._action(model_menu, "&Open GGUF file…", self._choose_model, "Ctrl+O")
         help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("&About Llamadesk", self)
-        about.triggered.connect(self._about)
-        help_menu.addAction(about)
+        self._action(help_menu, "&About Llamadesk", self._about)
         stop = QAction("Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
-        stop.triggered.connect(self.controller.stop)
+        stop.triggered.connect(c.stop)
         self.addAction(stop)
 
     def _build_status_bar(self) -> None:
@@ -108,19 +141,26 @@ class MainWindow(QMainWindow):
             bar.addPermanentWidget(label)
 
     def _connect(self) -> None:
-        c = self.controller
+        c, listing = self.controller, self.conversation_list
         self.composer.submitted.connect(self._send)
         self.send_button.clicked.connect(self._send_or_stop)
         c.status.connect(self.state_label.setText)
+        c.error.connect(self.show_error)
         c.model_loading.connect(self._on_model_loading)
         c.model_failed.connect(lambda message: self.model_label.setText("No model"))
-        c.error.connect(self.show_error)
         c.model_loaded.connect(self._on_model_loaded)
         c.generating_changed.connect(self._on_generating_changed)
         c.answer_finished.connect(self._on_answer_finished)
         c.conversations_changed.connect(self._refresh_conversations)
-        self.conversation_list.new_requested.connect(c.new_conversation)
-        self.conversation_list.selected.connect(c.select)
+        c.conversation_shown.connect(lambda _id: self._refresh_conversations())
+        listing.new_requested.connect(c.new_conversation)
+        listing.selected.connect(c.open_conversation)
+        listing.renamed.connect(c.rename)
+        listing.pin_requested.connect(c.set_pinned)
+        listing.duplicate_requested.connect(c.duplicate)
+        listing.delete_requested.connect(self.delete_conversation)
+        listing.search_requested.connect(self.search)
+        listing.result_chosen.connect(c.open_conversation)
 
     # -- reactions ------------------------------------------------------------------------------
 
@@ -159,10 +199,54 @@ class MainWindow(QMainWindow):
         self.banner.setText(message)
         self.banner.show()
 
+    def show_info(self, message: str) -> None:
+        self.state_label.setText(message)
+
     def _refresh_conversations(self) -> None:
-        self.conversation_list.set_conversations(
-            self.controller.conversations, self.controller.current
-        )
+        self.conversation_list.set_conversations(self.controller.summaries,
+                                                 self.controller.conversation.id)
+
+    def focus_search(self) -> None:
+        self.conversation_list.search_box.setFocus()
+        self.conversation_list.search_box.selectAll()
+
+    def search(self, query: str) -> None:
+        """Search off the GUI thread, on a connection of its own."""
+        path = self.store.path
+
+        def work():
+            store = ConversationStore(path)
+            try:
+                return store.search(query)
+            finally:
+                store.close()
+
+        run_in_background(work, lambda hits: self.conversation_list.show_results(query, hits),
+                          lambda error: self.show_error(f"Search failed: {error}"))
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self._forget_deleted()  # a newer delete replaces the undo offer
+        title = next((s.title for s in self.controller.summaries if s.id == conversation_id), "")
+        self.controller.delete(conversation_id)
+        self._deleted_id = conversation_id
+        self.undo_label.setText(f"Deleted “{title}”.")
+        self.undo_bar.show()
+        self._undo_timer.start()
+
+    def undo_delete(self) -> None:
+        if self._deleted_id is None:
+            return
+        conversation_id, self._deleted_id = self._deleted_id, None
+        self._undo_timer.stop()
+        self.undo_bar.hide()
+        self.controller.undo_delete(conversation_id)
+
+    def _forget_deleted(self) -> None:
+        self._undo_timer.stop()
+        self.undo_bar.hide()
+        if self._deleted_id is not None:
+            self._deleted_id = None
+            self.controller.purge_deleted()
 
     def _choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
@@ -180,4 +264,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.controller.shutdown()
+        wait_for_background_tasks()
         super().closeEvent(event)

@@ -36,7 +36,9 @@ def test_a_message_sent_through_the_composer_streams_into_the_chat_view(qtbot, w
         assert window.state_label.text() == "Generating…"
     stats = finished.args[0]
     answer = window.controller.conversation.messages[-1]
-    assert answer.role == "assistant" and answer.stats == stats
+    assert answer.role == "assistant" and not answer.incomplete
+    assert answer.generation.completion_tokens == stats.completion_tokens
+    assert answer.generation.model_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert window.chat_view.last_message_text() == answer.text
     assert "llama" in answer.text.lower()
     assert stats.completion_tokens == 60 and stats.stop_reason == "length"
@@ -48,7 +50,8 @@ def test_a_message_sent_through_the_composer_streams_into_the_chat_view(qtbot, w
     assert window.model_label.text() == "SmolLM2-135M-Instruct.Q4_1"
     assert window.backend_label.text() == "CPU"
     assert window.speed_label.text().endswith("tok/s")
-    assert window.conversation_list.list.item(0).text() == STORY[:47] + "…"
+    assert window.conversation_list.list.item(0).text() == "Today"
+    assert window.conversation_list.list.item(1).text() == STORY[:47] + "…"
 
 
 def test_shift_enter_is_a_new_line_and_sends_nothing(qtbot, window) -> None:

@@ -1,0 +1,83 @@
+"""Sub-commands for scripts and terminal users: conversations, export, import.
+
+Output is stable: scripts rely on it. Exit codes: 0 success, 1 bad input or failure (with a
+one-line message on stderr), 2 wrong usage (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.core import transcripts
+from app.core.store import ConversationStore, StoreError, default_store_path
+
+
+class CommandError(Exception):
+    pass
+
+
+def add_commands(subparsers) -> None:
+    conversations = subparsers.add_parser("conversations", help="list stored conversations")
+    conversations.add_argument("action", choices=["list"])
+    export = subparsers.add_parser("export", help="write conversations as md, html, json or txt")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every conversation")
+    which.add_argument("--conversation", metavar="ID", help="one conversation (an id or its prefix)")
+    export.add_argument("--format", required=True, choices=transcripts.FORMATS)
+    export.add_argument("--out", required=True, type=Path,
+                        help="a file; a folder for several conversations in md, html or txt")
+    import_ = subparsers.add_parser("import", help="add the conversations of a Llamadesk JSON file")
+    import_.add_argument("file", type=Path)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = ConversationStore(default_store_path())
+    except StoreError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    try:
+        if args.command == "conversations":
+            return list_conversations(store)
+        if args.command == "export":
+            return export(store, args)
+        return import_file(store, args.file)
+    except (CommandError, transcripts.TranscriptError, StoreError) as error:
+        print(getattr(error, "message", None) or str(error), file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def list_conversations(store: ConversationStore) -> int:
+    """One line each: id, title, message count, updated (UTC, ISO 8601), tab-separated."""
+    for s in store.list_conversations():
+        updated = datetime.fromtimestamp(s.updated, UTC).isoformat(timespec="seconds")
+        print(f"{s.id}\t{' '.join(s.title.split())}\t{s.message_count}\t{updated}")
+    return 0
+
+
+def export(store: ConversationStore, args: argparse.Namespace) -> int:
+    summaries = store.list_conversations()
+    if args.all:
+        ids = [s.id for s in summaries]
+    else:
+        matches = [s.id for s in summaries if s.id.startswith(args.conversation)]
+        if len(matches) != 1:
+            what = "no conversation" if not matches else f"{len(matches)} conversations"
+            raise CommandError(f"The id {args.conversation!r} matches {what}: "
+                               "see `python -m app conversations list`.")
+        ids = matches
+    for path in transcripts.export_to_path([store.load(i) for i in ids], args.format, args.out):
+        print(path)
+    return 0
+
+
+def import_file(store: ConversationStore, path: Path) -> int:
+    conversations = transcripts.read_json_file(path)  # validates everything before writing anything
+    for conversation_id in store.insert_conversations(conversations):
+        print(f"imported\t{conversation_id}\t{store.load(conversation_id).title}")
+    return 0

@@ -1,0 +1,115 @@
+"""File ▸ Export and File ▸ Import: dialogs in front, the work in a background thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QRadioButton,
+    QVBoxLayout,
+)
+
+from app.core import transcripts
+from app.core.store import ConversationStore
+from app.workers.background import run_in_background
+
+FORMAT_NAMES = {"md": "Markdown (.md)", "html": "HTML (.html)", "json": "JSON (.json)",
+                "txt": "Plain text (.txt)"}
+
+
+class ExportOptions(QDialog):
+    def __init__(self, parent, has_current: bool) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export conversations")
+        self.current = QRadioButton("This conversation")
+        self.all = QRadioButton("All conversations")
+        self.current.setEnabled(has_current)
+        (self.current if has_current else self.all).setChecked(True)
+        self.format = QComboBox()
+        for key, name in FORMAT_NAMES.items():
+            self.format.addItem(name, key)
+        form = QFormLayout()
+        form.addRow("Export", self.current)
+        form.addRow("", self.all)
+        form.addRow("Format", self.format)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def chosen_format(self) -> str:
+        return self.format.currentData()
+
+
+def export_dialog(window) -> None:
+    controller = window.controller
+    saved = any(s.id == controller.conversation.id for s in controller.summaries)
+    options = ExportOptions(window, has_current=saved)
+    if options.exec() != QDialog.DialogCode.Accepted:
+        return
+    fmt = options.chosen_format()
+    ids = [controller.conversation.id] if options.current.isChecked() else None
+    if ids is None and fmt != "json":
+        out = QFileDialog.getExistingDirectory(window, "Export all conversations to a folder")
+    else:
+        title = "conversations" if ids is None else controller.conversation.title
+        suggested = transcripts.safe_filename(title) + f".{fmt}"
+        out, _ = QFileDialog.getSaveFileName(window, "Export to", suggested)
+    if out:
+        export(window, ids, fmt, Path(out))
+
+
+def export(window, conversation_ids: list[str] | None, fmt: str, out: Path) -> None:
+    """Export in the background on a store connection of its own; report in the window."""
+    path = window.store.path
+
+    def work() -> list[Path]:
+        store = ConversationStore(path)
+        try:
+            ids = conversation_ids or [s.id for s in store.list_conversations()]
+            return transcripts.export_to_path([store.load(i) for i in ids], fmt, out)
+        finally:
+            store.close()
+
+    def done(written: list[Path]) -> None:
+        where = written[0] if len(written) == 1 else out
+        window.show_info(f"Exported {len(written)} file{'s' * (len(written) != 1)} to {where}")
+
+    run_in_background(work, done, lambda error: window.show_error(f"Export failed: {_reason(error)}"))
+
+
+def import_dialog(window) -> None:
+    path, _ = QFileDialog.getOpenFileName(window, "Import conversations", "", "Llamadesk JSON (*.json)")
+    if path:
+        import_file(window, Path(path))
+
+
+def import_file(window, path: Path) -> None:
+    """Read and validate in the background; write in one transaction, or not at all."""
+
+    def done(conversations) -> None:
+        try:
+            ids = window.store.insert_conversations(conversations)
+        except sqlite3.Error as error:  # e.g. a full disk: the transaction rolled back
+            window.show_error(f"Import failed, nothing was changed: {error}")
+            return
+        window.controller.reload_list()
+        if ids:
+            window.controller.open_conversation(ids[0])
+        window.show_info(f"Imported {len(ids)} conversation{'s' * (len(ids) != 1)} from {path.name}")
+
+    run_in_background(lambda: transcripts.read_json_file(path), done,
+                      lambda error: window.show_error(f"Import failed: {_reason(error)}"))
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "message", None) or str(error)
