@@ -170,7 +170,7 @@ class ChatController(QObject):
         self._flush_timer.stop()
         self.client.shutdown()
         # Deliver what the worker sent before it ended: the last tokens and "finished".
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.MetaCall)
+        QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
         self._flush()
         if self._recorder is not None:  # still streaming: keep what arrived, marked incomplete
             self._recorder.finish(None, incomplete=True)

@@ -9,7 +9,7 @@ import html
 from datetime import date, datetime, timedelta
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtGui import QFont, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -60,7 +60,7 @@ class ConversationList(QWidget):
         self.search_box.setClearButtonEnabled(True)
         self.new_button = QPushButton("New chat")
         self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
-        self.list = QListWidget()
+        self.list = _ListWithDeleteKey()
         self.list.setObjectName("conversationList")
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -86,10 +86,7 @@ class ConversationList(QWidget):
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.results.itemActivated.connect(self._on_result_chosen)
         self.results.itemClicked.connect(self._on_result_chosen)
-        delete = QAction("Delete", self.list, shortcut=QKeySequence.StandardKey.Delete)
-        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        delete.triggered.connect(self._delete_current)
-        self.list.addAction(delete)
+        self.list.delete_pressed.connect(self._delete_current)
         self._summaries: dict[str, ConversationSummary] = {}
 
     def query(self) -> str:
@@ -149,7 +146,9 @@ class ConversationList(QWidget):
             item.setText(summary.title)
             self.list.blockSignals(False)
         elif title != summary.title:
-            self.renamed.emit(conversation_id, title)
+            # Later: the item view is still inside its edit; rebuilding the list now would
+            # delete the item under it.
+            QTimer.singleShot(0, lambda: self.renamed.emit(conversation_id, title))
 
     def _delete_current(self) -> None:
         item = self.list.currentItem()
@@ -197,6 +196,16 @@ class ConversationList(QWidget):
 
     def _on_result_chosen(self, item: QListWidgetItem) -> None:
         self.result_chosen.emit(item.data(ID_ROLE), item.data(MESSAGE_ROLE))
+
+
+class _ListWithDeleteKey(QListWidget):
+    delete_pressed = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.matches(QKeySequence.StandardKey.Delete) or event.key() == Qt.Key.Key_Backspace:
+            self.delete_pressed.emit()
+            return
+        super().keyPressEvent(event)
 
 
 def highlight(snippet: str) -> str:
