@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app
-from app.core import transcripts
+from app.core import transcript_json, transcripts
 from app.core.conversation import Conversation, GenerationRecord, Message
 from app.core.sampling import SamplingParams
 from app.core.transcripts import (
@@ -211,8 +211,9 @@ def test_json_layout() -> None:
 
 def test_the_schema_covers_every_field_of_the_data_model() -> None:
     from dataclasses import fields
-    for cls, schema in [(Conversation, transcripts.CONVERSATION), (Message, transcripts.MESSAGE),
-                        (GenerationRecord, transcripts.GENERATION), (SamplingParams, transcripts.SAMPLING)]:
+    tj = transcript_json
+    for cls, schema in [(Conversation, tj.CONVERSATION), (Message, tj.MESSAGE),
+                        (GenerationRecord, tj.GENERATION), (SamplingParams, tj.SAMPLING)]:
         assert {f.name for f in fields(cls)} == set(schema), cls.__name__
 
 
@@ -317,16 +318,16 @@ def test_bad_file_is_refused_with_a_clear_message(name: str) -> None:
 
 
 def test_size_limits(monkeypatch) -> None:
-    monkeypatch.setattr(transcripts, "MAX_TEXT", 1000)
+    monkeypatch.setattr(transcript_json, "MAX_TEXT", 1000)
     with pytest.raises(TranscriptError, match="too large to import"):
         from_json(GOOD)
     with pytest.raises(TranscriptError, match="too large to import"):
         from_json(GOOD.encode())
-    monkeypatch.setattr(transcripts, "MAX_TEXT", 512 * 2**20)
-    monkeypatch.setattr(transcripts, "MAX_MESSAGES", 8)
+    monkeypatch.setattr(transcript_json, "MAX_TEXT", 512 * 2**20)
+    monkeypatch.setattr(transcript_json, "MAX_MESSAGES", 8)
     with pytest.raises(TranscriptError, match=r"too many messages \(9; the limit is 8\)"):
         from_json(GOOD)
-    monkeypatch.setattr(transcripts, "MAX_CONVERSATIONS", 1)
+    monkeypatch.setattr(transcript_json, "MAX_CONVERSATIONS", 1)
     with pytest.raises(TranscriptError, match="too many conversations"):
         from_json(GOOD)
 
@@ -351,8 +352,8 @@ def import_or_refuse(data: bytes | str) -> None:
         to_markdown(conv), to_text(conv), assert_inert(to_html(conv))
 
 
-FIELD_NAMES = sorted({*transcripts.CONVERSATION, *transcripts.MESSAGE, *transcripts.GENERATION,
-                      *transcripts.SAMPLING, "format", "schema_version", "conversations"})
+FIELD_NAMES = sorted({*transcript_json.CONVERSATION, *transcript_json.MESSAGE, *transcript_json.GENERATION,
+                      *transcript_json.SAMPLING, "format", "schema_version", "conversations"})
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
     | st.sampled_from(["user", "assistant", "m01-question", transcripts.FORMAT_MARKER]),
