@@ -34,6 +34,11 @@ def add_commands(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A console or pipe that cannot show a character (cp1252 on Windows) must not crash a command
+    # after its work is done: such characters print as "?".
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         store = ConversationStore(default_store_path())
     except StoreError as error:
@@ -52,11 +57,15 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def list_conversations(store: ConversationStore) -> int:
     """One line each: id, title, message count, updated (UTC, ISO 8601), tab-separated."""
     for s in store.list_conversations():
         updated = datetime.fromtimestamp(s.updated, UTC).isoformat(timespec="seconds")
-        print(f"{s.id}\t{' '.join(s.title.split())}\t{s.message_count}\t{updated}")
+        print(f"{s.id}\t{_one_line(s.title)}\t{s.message_count}\t{updated}")
     return 0
 
 
@@ -65,13 +74,15 @@ def export(store: ConversationStore, args: argparse.Namespace) -> int:
     if args.all:
         ids = [s.id for s in summaries]
     else:
-        matches = [s.id for s in summaries if s.id.startswith(args.conversation)]
-        if len(matches) != 1:
+        exact = [s.id for s in summaries if s.id == args.conversation]
+        matches = exact or [s.id for s in summaries if s.id.startswith(args.conversation)]
+        if len(matches) != 1 or not args.conversation:
             what = "no conversation" if not matches else f"{len(matches)} conversations"
             raise CommandError(f"The id {args.conversation!r} matches {what}: "
                                "see `python -m app conversations list`.")
         ids = matches
-    for path in transcripts.export_to_path([store.load(i) for i in ids], args.format, args.out):
+    conversations = [store.load(i) for i in ids]
+    for path in transcripts.export_to_path(conversations, args.format, args.out, folder=args.all):
         print(path)
     return 0
 
@@ -79,5 +90,5 @@ def export(store: ConversationStore, args: argparse.Namespace) -> int:
 def import_file(store: ConversationStore, path: Path) -> int:
     conversations = transcripts.read_json_file(path)  # validates everything before writing anything
     for conversation_id in store.insert_conversations(conversations):
-        print(f"imported\t{conversation_id}\t{store.load(conversation_id).title}")
+        print(f"imported\t{conversation_id}\t{_one_line(store.load(conversation_id).title)}")
     return 0

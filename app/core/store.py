@@ -318,13 +318,16 @@ class ConversationStore:
                 JOIN conversations c ON c.id = m.conversation_id
                 WHERE messages_fts MATCH :q AND c.deleted IS NULL
                 UNION ALL
-                SELECT c.id, NULL, c.title, bm25(titles_fts) - 1.0,
+                SELECT c.id, NULL, c.title, bm25(titles_fts),
                        highlight(titles_fts, 0, :a, :b)
                 FROM titles_fts JOIN conversations c ON c.num = titles_fts.rowid
                 WHERE titles_fts MATCH :q AND c.deleted IS NULL)
             ORDER BY rank LIMIT :limit""",
             {"q": match, "limit": limit, "a": MATCH_START, "b": MATCH_END}).fetchall()
-        return [SearchHit(r["cid"], r["mid"], r["title"], r["snip"], r["rank"]) for r in rows]
+        hits = [SearchHit(r["cid"], r["mid"], r["title"], r["snip"], r["rank"]) for r in rows]
+        # A title hit adds nothing where the same conversation's messages matched too.
+        with_messages = {h.conversation_id for h in hits if h.message_id}
+        return [h for h in hits if h.message_id or h.conversation_id not in with_messages]
 
     # -- model hashes ---------------------------------------------------------------------------
 

@@ -280,14 +280,14 @@ def _write_atomic(path: Path, content: str) -> None:
         raise
 
 
-def export_to_path(convs: list[Conversation], fmt: str, out: Path,
-                   *, exported_at: float | None = None) -> list[Path]:
+def export_to_path(convs: list[Conversation], fmt: str, out: Path, *, folder: bool = False,
+                   exported_at: float | None = None) -> list[Path]:
     """Write convs as fmt; returns the files written.
 
     json: one file with every conversation, at `out` (inside it, if `out` is a folder). Other formats:
-    one conversation goes to `out`, or to "<title>.<ext>" inside `out` if it is a folder; several go
-    into the folder `out` (created if needed), one "<title>-<id>.<ext>" file each. Existing files
-    of the same name are replaced.
+    one conversation goes to `out`, or to "<title>.<ext>" inside `out` if it is a folder; several, or
+    any number with folder=True (an "export all"), go into the folder `out` (created if needed), one
+    "<title>-<id>.<ext>" file each. Existing files of the same name are replaced.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -300,7 +300,7 @@ def export_to_path(convs: list[Conversation], fmt: str, out: Path,
     if not convs:
         raise TranscriptError("There is no conversation to export.")
     render = {"md": to_markdown, "html": to_html, "txt": to_text}[fmt]
-    if len(convs) == 1:
+    if len(convs) == 1 and not folder:
         path = out / f"{safe_filename(convs[0].title)}.{fmt}" if out.is_dir() else out
         _write_atomic(path, render(convs[0]))
         return [path]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from datetime import date, datetime, timedelta
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -187,10 +187,12 @@ class ConversationList(QWidget):
             item = QListWidgetItem(self.results)
             item.setData(ID_ROLE, hit.conversation_id)
             item.setData(MESSAGE_ROLE, hit.message_id)
-            label = QLabel(f"<b>{html.escape(hit.title)}</b><br>{highlight(hit.snippet)}")
+            where = "in the title" if hit.message_id is None else highlight(hit.snippet)
+            label = QLabel(f"<b>{html.escape(hit.title)}</b><br>{where}")
             label.setWordWrap(True)
-            label.setContentsMargins(4, 3, 4, 3)
-            item.setSizeHint(label.sizeHint())
+            label.setContentsMargins(4, 3, 4, 5)
+            width = self.results.viewport().width() - 4
+            item.setSizeHint(QSize(width, label.heightForWidth(width)))
             self.results.setItemWidget(item, label)
         self.stack.setCurrentWidget(self.results if hits else self.no_results)
 

@@ -76,7 +76,8 @@ def export(window, conversation_ids: list[str] | None, fmt: str, out: Path) -> N
         store = ConversationStore(path)
         try:
             ids = conversation_ids or [s.id for s in store.list_conversations()]
-            return transcripts.export_to_path([store.load(i) for i in ids], fmt, out)
+            return transcripts.export_to_path([store.load(i) for i in ids], fmt, out,
+                                              folder=conversation_ids is None)
         finally:
             store.close()
 
