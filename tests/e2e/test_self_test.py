@@ -33,6 +33,9 @@ def test_self_test_prints_one_json_line_of_real_stats(tmp_path: Path) -> None:
     assert stats["text"].strip()
     assert (tmp_path / "logs" / "llamadesk.log").exists(), "the app writes under LLAMADESK_HOME"
     assert "QThread" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    listed = run_app("conversations", "list", home=tmp_path)  # the self-test's chat is stored
+    [line] = listed.stdout.splitlines()
+    assert line.split("\t")[1:3] == ["Say hello in five words.", "2"]
 
 
 def test_self_test_with_a_broken_model_fails_with_a_reason(tmp_path: Path) -> None:
