@@ -10,7 +10,7 @@ import codecs
 import ctypes
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from app.core import backends
 from app.core.gguf_info import GGUFError, GGUFHeader, read_header
+from app.core.kv_cache import KVCacheStore, Snapshot, restore_snapshot, take_snapshot
 from app.core.sampling import SamplingParams
 from app.core.system import available_ram_bytes, default_threads
 
@@ -36,6 +37,7 @@ FALLBACK_TEMPLATE = (
 FALLBACK_STOPS = ("<|im_end|>", "<|im_start|>")
 # Compute buffers and runtime beyond weights and KV cache; generous on purpose.
 _RUNTIME_OVERHEAD = 256 * 1024 * 1024
+_KV_MEMORY_BUDGET = 1024**3  # recent conversations' KV caches kept in RAM besides the disk copy
 
 
 class EngineError(Exception):
@@ -90,6 +92,7 @@ class GenerationStats:
     total_s: float
     stop_reason: str  # "eos", "length", "context_full" or "user"
     seed: int = 0  # the seed the sampler used
+    cached_tokens: int = 0  # prompt tokens found in the KV cache, not processed again
 
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
@@ -141,7 +144,14 @@ def _capture_llama_log() -> _LlamaLog:
 
 
 class Engine:
-    def __init__(self) -> None:
+    def __init__(self, kv_store: KVCacheStore | None = None) -> None:
+        """kv_store: where each conversation's KV cache is kept between switches and restarts."""
+        self._kv_store = kv_store
+        self._kv_owner: str | None = None  # the conversation whose tokens the KV cache holds
+        self._kv_dirty = False  # it changed since it was saved or restored
+        self._kv_memory: OrderedDict[str, Snapshot] = OrderedDict()  # recent snapshots, newest last
+        self._kv_unsaved: set[str] = set()  # snapshots in memory not yet on disk
+        self._fingerprint = ""
         self._llm: llama_cpp.Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
         self._stops: tuple[str, ...] = ()
@@ -177,6 +187,9 @@ class Engine:
         except (ValueError, RuntimeError, OSError) as error:
             raise self._explain_load_failure(header, log_, error) from error
         self._llm = llm
+        stat = path.stat()
+        self._fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
+                            f"{llama_cpp.__version__}"
         self._set_up_chat_format(llm)
         n_layers = header.block_count
         offloaded = 0
@@ -198,7 +211,11 @@ class Engine:
 
     def unload(self) -> None:
         if self._llm is not None:
+            self._snapshot_owner()
+            self.save_kv()
             self._llm.close()
+        self._kv_owner = None
+        self._kv_memory.clear()
         self._llm = None
         self._formatter = None
         self.info = None
@@ -216,15 +233,20 @@ class Engine:
         messages: Sequence[Message],
         sampling: SamplingParams = SamplingParams(),
         should_stop: Callable[[], bool] = lambda: False,
+        cache_key: str | None = None,
     ) -> Iterator[str | GenerationStats]:
         """Yield the answer as text deltas, then one GenerationStats.
 
         `should_stop` is checked after every token, so a stop takes effect within one token.
-        The KV cache keeps the evaluated tokens: the next turn re-uses the shared prefix.
+        The KV cache keeps the evaluated tokens: the next turn re-uses the shared prefix. With a
+        `cache_key` (the conversation's id), another conversation's cache is saved first and this
+        one's restored, so switching between long chats does not re-read them.
         """
         llm = self._require()
         started = perf_counter()
+        self._switch_kv(cache_key)
         prompt = self.tokenize_chat(messages)
+        cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         room = llm.n_ctx() - len(prompt)
         if room <= 0:
             raise EngineError(
@@ -244,6 +266,7 @@ class Engine:
             min_p=sampling.min_p,
             repeat_penalty=sampling.repeat_penalty,
         )
+        self._kv_dirty = True
         vocab = llm._model.vocab
         is_eog = llama_cpp.llama_vocab_is_eog
         piece = llm._model.detokenize
@@ -287,9 +310,47 @@ class Engine:
             total_s=perf_counter() - started,
             stop_reason=reason,
             seed=seed,
+            cached_tokens=cached,
         )
 
     # -- helpers -------------------------------------------------------------------------
+
+    def save_kv(self) -> None:
+        """Write the snapshots taken at conversation switches to disk (when the engine is idle)."""
+        if self._kv_store is None:
+            return
+        for key in list(self._kv_unsaved):
+            snapshot = self._kv_memory.get(key)
+            if snapshot is not None:
+                self._kv_store.save(key, snapshot)
+        self._kv_unsaved.clear()
+
+    def _switch_kv(self, cache_key: str | None) -> None:
+        """Keep the current conversation's KV cache and bring back `cache_key`'s, if known."""
+        if cache_key == self._kv_owner or self._kv_store is None:
+            return
+        self._snapshot_owner()
+        self._kv_owner = cache_key
+        if cache_key is None:
+            return
+        snapshot = self._kv_memory.get(cache_key) or self._kv_store.load(cache_key, self._fingerprint)
+        fits = snapshot is not None and snapshot.fingerprint == self._fingerprint
+        if fits and restore_snapshot(self._require(), snapshot):
+            log.info("restored %d cached tokens for %s", len(snapshot.tokens), cache_key)
+
+    def _snapshot_owner(self) -> None:
+        """A copy of the KV cache in memory (fast); save_kv writes it to disk later."""
+        llm = self._llm
+        if self._kv_owner and self._kv_dirty and llm is not None and llm.n_tokens:
+            self._kv_memory[self._kv_owner] = take_snapshot(llm, self._fingerprint)
+            self._kv_memory.move_to_end(self._kv_owner)
+            self._kv_unsaved.add(self._kv_owner)
+            while sum(len(s.state) for s in self._kv_memory.values()) > _KV_MEMORY_BUDGET:
+                oldest, snapshot = self._kv_memory.popitem(last=False)
+                if oldest in self._kv_unsaved and self._kv_store is not None:
+                    self._kv_store.save(oldest, snapshot)
+                    self._kv_unsaved.discard(oldest)
+        self._kv_dirty = False
 
     def _require(self) -> llama_cpp.Llama:
         if self._llm is None:
@@ -359,6 +420,15 @@ class Engine:
             EngineError.CORRUPT if "tensor" in reason.lower() else EngineError.LOAD_FAILED,
             f"llama.cpp could not load {header.path.name}: {reason}",
         )
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 class _StopMatcher:

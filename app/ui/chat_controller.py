@@ -83,7 +83,7 @@ class ChatController(QObject):
             return False
         conversation = self.conversation
         chat = conversation.chat_messages() + [{"role": "user", "content": text}]
-        request = self.client.generate(chat, self.sampling.params)
+        request = self.client.generate(chat, self.sampling.params, conversation.id)
         if request is None:
             return False
         question = conversation.append("user", text)

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app import paths
 from app.core.engine import Engine, EngineError, GenerationStats, LoadOptions, Message
+from app.core.kv_cache import KVCacheStore
 from app.core.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ class InferenceWorker(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._engine = Engine()
+        self._engine = Engine(KVCacheStore(paths.cache_dir() / "kv"))
         self._stop_upto = 0  # requests with an id up to this one are to stop
 
     def request_stop(self, request_id: int) -> None:
@@ -53,13 +55,15 @@ class InferenceWorker(QObject):
         else:
             self.loaded.emit(info)
 
-    @Slot(int, object, object)
-    def generate(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams) -> None:
+    @Slot(int, object, object, object)
+    def generate(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
+                 cache_key: str | None = None) -> None:
         if self._stopped(request_id):  # stopped while it waited in the queue
             self.finished.emit(request_id, GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
             return
         try:
-            for event in self._engine.stream(messages, sampling, lambda: self._stopped(request_id)):
+            stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key)
+            for event in stream:
                 if isinstance(event, str):
                     self.token.emit(request_id, event)
                 else:
@@ -69,6 +73,7 @@ class InferenceWorker(QObject):
         except Exception as error:  # noqa: BLE001
             log.exception("generation failed")
             self.failed.emit(request_id, EngineError.GENERATION_FAILED, f"Generation failed: {error}")
+        self._engine.save_kv()  # after the answer: disk writes never delay a first token
 
     @Slot()
     def shutdown(self) -> None:
@@ -80,7 +85,7 @@ class InferenceClient(QObject):
     """The GUI thread's handle on the inference thread: starts it, sends it work, stops it."""
 
     _load = Signal(str, object)
-    _generate = Signal(int, object, object)
+    _generate = Signal(int, object, object, object)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -106,13 +111,17 @@ class InferenceClient(QObject):
     def load(self, path: str, options: LoadOptions = LoadOptions()) -> None:
         self._load.emit(str(path), options)
 
-    def generate(self, messages: Sequence[Message], sampling: SamplingParams) -> int | None:
-        """Queue an answer; returns its request id, or None (refused) while one still runs."""
+    def generate(self, messages: Sequence[Message], sampling: SamplingParams,
+                 cache_key: str | None = None) -> int | None:
+        """Queue an answer; returns its request id, or None (refused) while one still runs.
+
+        cache_key names the conversation, whose KV cache the engine keeps apart from others'.
+        """
         if self._running is not None:
             return None
         self._last_id += 1
         self._running = self._last_id
-        self._generate.emit(self._last_id, list(messages), sampling)
+        self._generate.emit(self._last_id, list(messages), sampling, cache_key)
         return self._last_id
 
     def stop(self) -> None:
