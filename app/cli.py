@@ -11,8 +11,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core import transcripts
 from app.core.store import ConversationStore, StoreError, default_store_path
+from app.core.transcript_json import FORMATS, TranscriptError
 
 
 class CommandError(Exception):
@@ -26,7 +26,7 @@ def add_commands(subparsers) -> None:
     which = export.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every conversation")
     which.add_argument("--conversation", metavar="ID", help="one conversation (an id or its prefix)")
-    export.add_argument("--format", required=True, choices=transcripts.FORMATS)
+    export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("--out", required=True, type=Path,
                         help="a file; a folder for several conversations in md, html or txt")
     import_ = subparsers.add_parser("import", help="add the conversations of a Llamadesk JSON file")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "export":
             return export(store, args)
         return import_file(store, args.file)
-    except (CommandError, transcripts.TranscriptError, StoreError) as error:
+    except (CommandError, TranscriptError, StoreError) as error:
         print(getattr(error, "message", None) or str(error), file=sys.stderr)
         return 1
     finally:
@@ -82,13 +82,17 @@ def export(store: ConversationStore, args: argparse.Namespace) -> int:
                                "see `python -m app conversations list`.")
         ids = matches
     conversations = [store.load(i) for i in ids]
+    from app.core import transcripts  # Pygments: only for the commands that need it
+
     for path in transcripts.export_to_path(conversations, args.format, args.out, folder=args.all):
         print(path)
     return 0
 
 
 def import_file(store: ConversationStore, path: Path) -> int:
-    conversations = transcripts.read_json_file(path)  # validates everything before writing anything
+    from app.core.transcript_json import read_json_file
+
+    conversations = read_json_file(path)  # validates everything before writing anything
     for conversation_id in store.insert_conversations(conversations):
         print(f"imported\t{conversation_id}\t{_one_line(store.load(conversation_id).title)}")
     return 0

@@ -12,7 +12,6 @@ import logging
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
@@ -20,6 +19,13 @@ import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from app.core import backends
+from app.core.engine_types import (  # noqa: F401 - re-exported: the engine's vocabulary
+    EngineError,
+    GenerationStats,
+    LoadOptions,
+    Message,
+    ModelInfo,
+)
 from app.core.gguf_info import GGUFError, GGUFHeader, read_header
 from app.core.kv_cache import KVCacheStore, Snapshot, restore_snapshot, take_snapshot
 from app.core.sampling import SamplingParams
@@ -38,64 +44,6 @@ FALLBACK_STOPS = ("<|im_end|>", "<|im_start|>")
 # Compute buffers and runtime beyond weights and KV cache; generous on purpose.
 _RUNTIME_OVERHEAD = 256 * 1024 * 1024
 _KV_MEMORY_BUDGET = 1024**3  # recent conversations' KV caches kept in RAM besides the disk copy
-
-
-class EngineError(Exception):
-    """A failure the user must hear about. `kind` names it for code; `message` is for people."""
-
-    MISSING = "missing"
-    NOT_GGUF = "not_gguf"
-    TRUNCATED = "truncated"
-    CORRUPT = "corrupt"
-    UNSUPPORTED_ARCHITECTURE = "unsupported_architecture"
-    DOES_NOT_FIT = "does_not_fit"
-    CONTEXT_TOO_SMALL = "context_too_small"
-    NOT_LOADED = "not_loaded"
-    LOAD_FAILED = "load_failed"
-    GENERATION_FAILED = "generation_failed"
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    n_ctx: int = 4096  # 0: the length the model was trained for
-    n_gpu_layers: int = 0  # -1: all layers
-    n_threads: int | None = None  # None: one per physical core
-    n_batch: int = 512
-    flash_attn: bool = False
-    use_mmap: bool = True
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    path: str
-    name: str
-    architecture: str
-    n_ctx: int
-    n_layers: int
-    gpu_layers: int  # layers actually offloaded (the output layer counts as one)
-    backend: str
-    chat_template: str  # "model" or "fallback (ChatML)"
-    llama_cpp_version: str
-
-
-@dataclass(frozen=True)
-class GenerationStats:
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float  # from the request to the first token sampled
-    tokens_per_s: float  # decode speed after the first token
-    total_s: float
-    stop_reason: str  # "eos", "length", "context_full" or "user"
-    seed: int = 0  # the seed the sampler used
-    cached_tokens: int = 0  # prompt tokens found in the KV cache, not processed again
-
-
-Message = dict[str, str]  # {"role": ..., "content": ...}
 
 
 class _LlamaLog:

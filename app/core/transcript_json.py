@@ -15,6 +15,7 @@ import app
 from app.core.conversation import ROLES, Conversation, GenerationRecord, Message
 from app.core.sampling import SamplingParams
 
+FORMATS = ("md", "html", "json", "txt")  # every transcript format (transcripts.py writes them)
 FORMAT_MARKER = "llamadesk-conversations"
 SCHEMA_VERSION = 1
 MAX_TEXT = 512 * 1024 * 1024  # from_json reads at most this many bytes (or characters, given a str)

@@ -24,6 +24,7 @@ from app.core.conversation import ROLES, Conversation, Message
 from app.core.sampling import SamplingParams
 from app.core.transcript_json import (  # noqa: F401 - the JSON half of this module's API
     FORMAT_MARKER,
+    FORMATS,
     MAX_TEXT,
     SCHEMA_VERSION,
     TranscriptError,
@@ -32,7 +33,6 @@ from app.core.transcript_json import (  # noqa: F401 - the JSON half of this mod
     to_json,
 )
 
-FORMATS = ("md", "html", "json", "txt")
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
 STOP_REASONS = {"eos": "finished", "length": "hit the length limit", "context_full": "context full",
                 "user": "stopped by you"}

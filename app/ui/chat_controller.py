@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from app.core.conversation import Conversation, GenerationRecord, Message
-from app.core.engine import GenerationStats, LoadOptions, ModelInfo
+from app.core.engine_types import GenerationStats, LoadOptions, ModelInfo
 from app.core.library import file_sha256
 from app.core.store import AnswerRecorder, ConversationStore, ConversationSummary
 from app.ui.chat_view import ChatView, message_footer

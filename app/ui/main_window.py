@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 import app
-from app.core.engine import GenerationStats, ModelInfo
+from app.core.engine_types import GenerationStats, ModelInfo
 from app.core.store import ConversationStore, default_store_path
 from app.ui import transcript_actions
 from app.ui.chat_controller import ChatController

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.core import transcripts
 from app.core.store import ConversationStore
 from app.workers.background import run_in_background
 
@@ -50,6 +49,12 @@ class ExportOptions(QDialog):
         return self.format.currentData()
 
 
+def _transcripts():
+    from app.core import transcripts  # Pygments and friends: loaded on first use
+
+    return transcripts
+
+
 def export_dialog(window) -> None:
     controller = window.controller
     saved = any(s.id == controller.conversation.id for s in controller.summaries)
@@ -62,7 +67,7 @@ def export_dialog(window) -> None:
         out = QFileDialog.getExistingDirectory(window, "Export all conversations to a folder")
     else:
         title = "conversations" if ids is None else controller.conversation.title
-        suggested = transcripts.safe_filename(title) + f".{fmt}"
+        suggested = _transcripts().safe_filename(title) + f".{fmt}"
         out, _ = QFileDialog.getSaveFileName(window, "Export to", suggested)
     if out:
         export(window, ids, fmt, Path(out))
@@ -76,7 +81,7 @@ def export(window, conversation_ids: list[str] | None, fmt: str, out: Path) -> N
         store = ConversationStore(path)
         try:
             ids = conversation_ids or [s.id for s in store.list_conversations()]
-            return transcripts.export_to_path([store.load(i) for i in ids], fmt, out,
+            return _transcripts().export_to_path([store.load(i) for i in ids], fmt, out,
                                               folder=conversation_ids is None)
         finally:
             store.close()
@@ -108,7 +113,7 @@ def import_file(window, path: Path) -> None:
             window.controller.open_conversation(ids[0])
         window.show_info(f"Imported {len(ids)} conversation{'s' * (len(ids) != 1)} from {path.name}")
 
-    run_in_background(lambda: transcripts.read_json_file(path), done,
+    run_in_background(lambda: _transcripts().read_json_file(path), done,
                       lambda error: window.show_error(f"Import failed: {_reason(error)}"))
 
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import paths
-from app.core.engine import Engine, EngineError, GenerationStats, LoadOptions, Message
-from app.core.kv_cache import KVCacheStore
+from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Message
 from app.core.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -32,12 +31,22 @@ class InferenceWorker(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._engine = Engine(KVCacheStore(paths.cache_dir() / "kv"))
+        self._engine_instance = None  # created in this thread at the first request
         self._stop_upto = 0  # requests with an id up to this one are to stop
 
     def request_stop(self, request_id: int) -> None:
         """Safe from any thread: the generation loop reads it after every token."""
         self._stop_upto = max(self._stop_upto, request_id)
+
+    @property
+    def _engine(self):
+        """The Engine, and with it llama.cpp, loads on first use: the window opens sooner."""
+        if self._engine_instance is None:
+            from app.core.engine import Engine
+            from app.core.kv_cache import KVCacheStore
+
+            self._engine_instance = Engine(KVCacheStore(paths.cache_dir() / "kv"))
+        return self._engine_instance
 
     def _stopped(self, request_id: int) -> bool:
         return request_id <= self._stop_upto
@@ -77,7 +86,8 @@ class InferenceWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        self._engine.unload()
+        if self._engine_instance is not None:
+            self._engine_instance.unload()
         QThread.currentThread().quit()
 
 
