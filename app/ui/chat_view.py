@@ -1,19 +1,24 @@
 """The conversation as the user reads it.
 
 Streaming appends text at the end of the document through one cursor: the cost of a flush is
-the size of the new text, not of the message or the conversation.
+the size of the new text, not of the message or the conversation. Opening a conversation draws
+only its last RECENT messages (a link at the top draws more), so a chat of thousands of messages
+opens as fast as a short one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QUrl
 from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextBrowser
 
 from app.core.conversation import Conversation, Message
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
+RECENT = 200  # messages drawn when a conversation opens; each click on "earlier" adds as many
+_EARLIER = "llamadesk:earlier"
 
 
 class ChatView(QTextBrowser):
@@ -25,24 +30,57 @@ class ChatView(QTextBrowser):
         self._body_start = 0  # where the last message's text begins
         self._body_end: int | None = None  # where it ends; None while it grows
         self._starts: dict[str, int] = {}  # message id -> where it begins
+        self._conversation: Conversation | None = None
+        self._shown = RECENT
+        self._at_end = True  # follow the end as the text grows, unless the user scrolled up
         self._text_format = QTextCharFormat()
         self._role_format = QTextCharFormat()
         self._role_format.setFontWeight(QFont.Weight.Bold)
         self._footer_format = QTextCharFormat()
         self._footer_format.setForeground(QColor("#888888"))
         self._footer_format.setFontPointSize(max(self.font().pointSizeF() - 1.5, 7.0))
+        self._link_format = QTextCharFormat()
+        self._link_format.setAnchor(True)
+        self._link_format.setAnchorHref(_EARLIER)
+        self._link_format.setForeground(QColor("#2a6fdb"))
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._remember_position)
+        bar.rangeChanged.connect(self._keep_end)
+        self.anchorClicked.connect(self._on_anchor)
 
-    def show_conversation(self, conversation: Conversation) -> None:
+    # -- whole conversations ----------------------------------------------------------------------
+
+    def show_conversation(self, conversation: Conversation, shown: int = RECENT) -> None:
+        """Draw the conversation's last `shown` messages, in one edit, and rest at its end."""
+        self._conversation, self._shown = conversation, shown
+        thread = conversation.thread()
+        hidden = max(0, len(thread) - shown)
         self.clear()
         self._starts.clear()
-        for message in conversation.thread():
-            self.begin_message(message.role, message.id)
-            self._end_cursor().insertText(message.text, self._text_format)
-            self.end_message(message_footer(message))
+        self._at_end = True
+        cursor = self._end_cursor()
+        cursor.beginEditBlock()
+        if hidden:
+            cursor.insertText(f"Show {min(hidden, RECENT)} earlier messages ({hidden} hidden)",
+                              self._link_format)
+        for message in thread[hidden:]:
+            self.begin_message(message.role, message.id, cursor)
+            cursor.insertText(message.text, self._text_format)
+            self.end_message(message_footer(message), cursor)
+        cursor.endEditBlock()
         self._scroll_to_end()
 
-    def begin_message(self, role: str, message_id: str = "") -> None:
-        cursor = self._end_cursor()
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.toString() == _EARLIER and self._conversation is not None:
+            thread = self._conversation.thread()
+            first_shown = thread[max(0, len(thread) - self._shown)].id
+            self.show_conversation(self._conversation, self._shown + RECENT)
+            self.scroll_to_message(first_shown)  # keep the reader's place
+
+    # -- one growing message ----------------------------------------------------------------------
+
+    def begin_message(self, role: str, message_id: str = "", cursor: QTextCursor | None = None) -> None:
+        cursor = cursor or self._end_cursor()
         self._starts[message_id] = cursor.position()
         if not self.document().isEmpty():
             cursor.insertBlock(QTextBlockFormat())
@@ -53,25 +91,16 @@ class ChatView(QTextBrowser):
         self._body_end = None
 
     def append_text(self, text: str) -> None:
-        """Add streamed text to the growing message, following the end unless scrolled up."""
-        if not text:
-            return
-        bar = self.verticalScrollBar()
-        at_end = bar.value() >= bar.maximum() - 4
-        self._end_cursor().insertText(text, self._text_format)
-        if at_end:
-            bar.setValue(bar.maximum())
+        """Add streamed text to the growing message."""
+        if text:
+            self._end_cursor().insertText(text, self._text_format)
 
-    def end_message(self, footer: str = "") -> None:
-        cursor = self._end_cursor()
+    def end_message(self, footer: str = "", cursor: QTextCursor | None = None) -> None:
+        cursor = cursor or self._end_cursor()
         self._body_end = cursor.position()
         if footer:
-            bar = self.verticalScrollBar()
-            at_end = bar.value() >= bar.maximum() - 4
             cursor.insertBlock(QTextBlockFormat())
             cursor.insertText(footer, self._footer_format)
-            if at_end:
-                bar.setValue(bar.maximum())
 
     def scroll_to_message(self, message_id: str) -> None:
         """Bring a message's first line to the top of the view."""
@@ -84,6 +113,7 @@ class ChatView(QTextBrowser):
         bar.setValue(bar.maximum())  # then back up: the message lands at the top
         self.setTextCursor(cursor)
         self.ensureCursorVisible()
+        self._remember_position(bar.value())
 
     def last_message_text(self) -> str:
         cursor = self._end_cursor()
@@ -92,12 +122,23 @@ class ChatView(QTextBrowser):
         cursor.setPosition(self._body_start, QTextCursor.MoveMode.KeepAnchor)
         return cursor.selectedText().replace("\u2029", "\n")
 
+    # -- following the end ------------------------------------------------------------------------
+
+    def _remember_position(self, value: int) -> None:
+        self._at_end = value >= self.verticalScrollBar().maximum() - 4
+
+    def _keep_end(self, _minimum: int, maximum: int) -> None:
+        """The text grew (or its layout finished): stay at the end if the reader was there."""
+        if self._at_end:
+            self.verticalScrollBar().setValue(maximum)
+
     def _end_cursor(self) -> QTextCursor:
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         return cursor
 
     def _scroll_to_end(self) -> None:
+        self._at_end = True
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
 

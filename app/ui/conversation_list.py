@@ -119,6 +119,12 @@ class ConversationList(QWidget):
             self.list.setCurrentItem(None)
         self.list.blockSignals(False)
 
+    def select(self, conversation_id: str) -> None:
+        """Mark the conversation shown, without rebuilding the list (or emitting `selected`)."""
+        self.list.blockSignals(True)
+        self.list.setCurrentItem(self.item_for(conversation_id))
+        self.list.blockSignals(False)
+
     def item_for(self, conversation_id: str) -> QListWidgetItem | None:
         for row in range(self.list.count()):
             item = self.list.item(row)

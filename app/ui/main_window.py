@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
         c.generating_changed.connect(self._on_generating_changed)
         c.answer_finished.connect(self._on_answer_finished)
         c.conversations_changed.connect(self._refresh_conversations)
-        c.conversation_shown.connect(lambda _id: self._refresh_conversations())
+        c.conversation_shown.connect(self.conversation_list.select)
         listing.new_requested.connect(c.new_conversation)
         listing.selected.connect(c.open_conversation)
         listing.renamed.connect(c.rename)

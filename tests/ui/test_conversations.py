@@ -195,3 +195,28 @@ def test_closing_mid_answer_keeps_the_partial_answer(qtbot, window) -> None:
         store.close()
     assert answer.role == "assistant" and answer.incomplete
     assert len(answer.text) > 40
+
+
+def test_a_long_chat_opens_at_its_end_showing_recent_messages_first(qtbot) -> None:
+    from PySide6.QtCore import QUrl
+
+    from app.ui.chat_view import RECENT
+
+    window = open_window(qtbot)
+    c = Conversation(title="Very long", titled_by_user=True)
+    for i in range(450):
+        c.append("user" if i % 2 == 0 else "assistant", f"message number {i}")
+    seed_store(window, c)
+    window.controller.open_conversation(c.id)
+    view = window.chat_view
+    text = view.toPlainText()
+    assert text.startswith(f"Show {RECENT} earlier messages (250 hidden)")
+    assert "message number 250\n" in text and "message number 249\n" not in text
+    qtbot.waitUntil(lambda: view.verticalScrollBar().value() == view.verticalScrollBar().maximum())
+    assert view.verticalScrollBar().maximum() > 0
+    first_shown = c.thread()[250].id
+    view.anchorClicked.emit(QUrl("llamadesk:earlier"))
+    assert "(50 hidden)" in view.toPlainText() and "message number 50\n" in view.toPlainText()
+    top = view.cursorForPosition(view.viewport().rect().topLeft()).position()
+    assert abs(top - view._starts[first_shown]) < 200, "the reader keeps their place"
+    window.close()
