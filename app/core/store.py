@@ -17,11 +17,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core import search as _search
 from app.core.conversation import Conversation, GenerationRecord, Message, new_id
 from app.core.sampling import SamplingParams
+from app.core.search import MATCH_END as MATCH_END  # re-exported: search results are the store's API
+from app.core.search import MATCH_START as MATCH_START
+from app.core.search import SearchHit as SearchHit
+from app.core.search import _fts_query as _fts_query
 
 DATABASE_NAME = "conversations.sqlite3"
-MATCH_START, MATCH_END = "\x02", "\x03"  # around matches in search snippets: never in real text
 
 
 class StoreError(Exception):
@@ -38,15 +42,6 @@ class ConversationSummary:
     updated: float
     pinned: bool
     message_count: int
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    conversation_id: str
-    message_id: str | None  # None when the title matched
-    title: str
-    snippet: str  # text around the match; matches between MATCH_START and MATCH_END
-    rank: float  # lower is better (bm25)
 
 
 # -- migrations: append only; each runs once, in order, recorded in schema_migrations ----------
@@ -133,10 +128,55 @@ def _m003_soft_delete(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversations ADD COLUMN deleted REAL")
 
 
+def _m004_fts_prefix_index(db: sqlite3.Connection) -> None:
+    """Prefix indexes for 2 and 3 characters: a short word typed so far ("th", "the") no longer
+    merges the lists of every word it begins. FTS5 takes options only when a table is created:
+    both tables are made anew (same content tables, tokenizer and triggers) and rebuilt."""
+    _script(db, """
+        DROP TRIGGER IF EXISTS messages_ai;
+        DROP TRIGGER IF EXISTS messages_ad;
+        DROP TRIGGER IF EXISTS messages_au;
+        DROP TRIGGER IF EXISTS conversations_ai;
+        DROP TRIGGER IF EXISTS conversations_ad;
+        DROP TRIGGER IF EXISTS conversations_au;
+        DROP TABLE IF EXISTS messages_fts;
+        DROP TABLE IF EXISTS titles_fts;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='messages', content_rowid='num', tokenize='unicode61 remove_diacritics 2',
+            prefix='2 3');
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
+        END;
+        CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
+            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
+        END;
+        CREATE VIRTUAL TABLE titles_fts USING fts5(
+            title, content='conversations', content_rowid='num',
+            tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+        CREATE TRIGGER conversations_ai AFTER INSERT ON conversations BEGIN
+            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
+        END;
+        CREATE TRIGGER conversations_ad AFTER DELETE ON conversations BEGIN
+            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
+        END;
+        CREATE TRIGGER conversations_au AFTER UPDATE OF title ON conversations BEGIN
+            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
+            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
+        END;
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        INSERT INTO titles_fts(titles_fts) VALUES ('rebuild');
+    """)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
     ("full_text_search", _m002_full_text_search),
     ("soft_delete", _m003_soft_delete),
+    ("fts_prefix_index", _m004_fts_prefix_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -161,6 +201,10 @@ class ConversationStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing. Nested uses join the outer transaction."""
+        if self.db.in_transaction:
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -297,6 +341,11 @@ class ConversationStore:
         self.db.execute("UPDATE messages SET text = ?, incomplete = ?, generation = ? WHERE id = ?",
                         (message.text, int(message.incomplete), generation, message.id))
 
+    def delete_messages(self, message_ids: Iterable[str]) -> None:
+        ids = list(message_ids)
+        with self.transaction():
+            self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
     def set_current_version(self, message: Message) -> None:
         with self.transaction():
             self.db.execute("""UPDATE messages SET current = (id = ?)
@@ -306,28 +355,12 @@ class ConversationStore:
     # -- search -------------------------------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Messages and titles matching every word of `query`, best first (bm25)."""
-        match = _fts_query(query)
-        if not match:
-            return []
-        rows = self.db.execute("""
-            SELECT * FROM (
-                SELECT c.id AS cid, m.id AS mid, c.title AS title, bm25(messages_fts) AS rank,
-                       snippet(messages_fts, 0, :a, :b, '…', 12) AS snip
-                FROM messages_fts JOIN messages m ON m.num = messages_fts.rowid
-                JOIN conversations c ON c.id = m.conversation_id
-                WHERE messages_fts MATCH :q AND c.deleted IS NULL
-                UNION ALL
-                SELECT c.id, NULL, c.title, bm25(titles_fts),
-                       highlight(titles_fts, 0, :a, :b)
-                FROM titles_fts JOIN conversations c ON c.num = titles_fts.rowid
-                WHERE titles_fts MATCH :q AND c.deleted IS NULL)
-            ORDER BY rank LIMIT :limit""",
-            {"q": match, "limit": limit, "a": MATCH_START, "b": MATCH_END}).fetchall()
-        hits = [SearchHit(r["cid"], r["mid"], r["title"], r["snip"], r["rank"]) for r in rows]
-        # A title hit adds nothing where the same conversation's messages matched too.
-        with_messages = {h.conversation_id for h in hits if h.message_id}
-        return [h for h in hits if h.message_id or h.conversation_id not in with_messages]
+        """Messages and titles matching every word of `query`, best first (bm25).
+
+        See app.core.search.search: snippets are made for the hits only, and a very common term
+        is ranked among its newest RANK_AMONG_NEWEST (5,000) matches only.
+        """
+        return _search.search(self.db, query, limit)
 
     # -- model hashes ---------------------------------------------------------------------------
 
@@ -353,13 +386,18 @@ class AnswerRecorder:
     """
 
     def __init__(self, store: ConversationStore, conversation: Conversation, message: Message,
-                 interval_s: float = 0.5, clock: Callable[[], float] = time.monotonic):
+                 interval_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 resumed: bool = False):
+        """resumed: the message is stored already (an answer being continued)."""
         self.store = store
         self.message = message
         self.interval_s = interval_s
         self.clock = clock
         message.incomplete = True
-        store.add_message(conversation, message)
+        if resumed:
+            store.complete_message(message)  # marked incomplete again until it ends
+        else:
+            store.add_message(conversation, message)
         self._saved_at = clock()
         self._saved_text = message.text
 
@@ -412,12 +450,6 @@ def _with_new_ids(conversation: Conversation) -> Conversation:
                 for m in conversation.messages]
     fields = {k: getattr(conversation, k) for k in conversation.__dataclass_fields__}
     return Conversation(**{**fields, "id": new_id(), "messages": messages})
-
-
-def _fts_query(text: str) -> str:
-    """Each word as a quoted prefix term: user input can never be FTS5 syntax."""
-    words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"*' for w in words if w.strip('"'))
 
 
 def default_store_path() -> Path:

@@ -11,6 +11,7 @@ import pytest
 
 from app.core.conversation import Conversation, GenerationRecord, Message
 from app.core.sampling import SamplingParams
+from app.core.search import RANK_AMONG_NEWEST
 from app.core.store import (
     MATCH_END,
     MATCH_START,
@@ -71,7 +72,35 @@ def test_every_earlier_schema_opens_with_its_data(version: int, tmp_path: Path) 
         assert [m.text for m in loaded.thread()] == ["Tell me about llamas.", "Llamas live in the Andes.",
                                                      "And alpacas?"]
         assert len(loaded.messages) == 4
-        assert store.search("andes")[0].conversation_id == summary.id
+        [hit] = store.search("andes")
+        assert (hit.conversation_id, hit.message_id) == (summary.id, "m3")
+        assert hit.snippet == f"Llamas live in the {MATCH_START}Andes{MATCH_END}."
+    finally:
+        store.close()
+
+
+def test_schema_4_rebuilds_the_index_with_prefixes_and_the_triggers_keep_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    shutil.copy(FIXTURES / "schema-3.sqlite3", path)
+    store = ConversationStore(path)
+    try:
+        for table in ("messages_fts", "titles_fts"):
+            sql = store.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+            assert "prefix='2 3'" in sql and "remove_diacritics 2" in sql
+        assert store.search("al")[0].message_id == "m4"  # "alpacas", through the 2-character index
+        conversation = store.load("c1")
+        store.add_message(conversation, conversation.append("user", "What about vicuñas?"))
+        store.rename("c1", "Camelids of Perú")
+        store.checkpoint("m4", "And guanacos?")
+        assert store.search("vicuna")[0].snippet == f"What about {MATCH_START}vicuñas{MATCH_END}?"
+        assert [h.message_id for h in store.search("guanaco")] == ["m4"]
+        assert store.search("alpacas") == []
+        assert store.search("peru")[0].snippet == f"Camelids of {MATCH_START}Perú{MATCH_END}"
+        for table in ("messages_fts", "titles_fts"):  # the index agrees with its content table
+            store.db.execute(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")
+        store.delete("c1")
+        store.purge_deleted()
+        assert store.search("llamas") == [] and store.search("camelids") == []
     finally:
         store.close()
 
@@ -163,6 +192,83 @@ def test_search_ranks_and_highlights(store: ConversationStore) -> None:
     assert {h.conversation_id for h in store.search('animals AND "(')} == {one.id}
     assert store.search('NEAR( ) * " ^') == []
     assert store.search("   ") == []
+
+
+def test_a_very_common_word_gives_at_most_limit_hits_among_the_newest_matches(
+        store: ConversationStore) -> None:
+    older, newer = [], []
+    for n in range(RANK_AMONG_NEWEST // 100 + 3):  # more matches than are ranked
+        c = Conversation(title=f"Chat {n}", titled_by_user=True)
+        for i in range(100):
+            # The older messages would rank best (the word four times in four), were they ranked.
+            c.append("user", "llama llama llama llama" if n < 3 else
+                     f"Message {n} {i} is about one llama and then goes on for a while with other words.")
+        (older if n < 3 else newer).append(c)
+    store.insert_conversations(older + newer)
+    hits = store.search("llama", limit=20)
+    assert len(hits) == 20
+    old_ids = {m.id for c in older for m in c.messages}
+    assert not any(h.message_id in old_ids for h in hits)
+    newest = {r[0] for r in store.db.execute(
+        "SELECT id FROM messages ORDER BY num DESC LIMIT ?", (RANK_AMONG_NEWEST,))}
+    assert all(h.message_id in newest for h in hits)
+    assert [h.rank for h in hits] == sorted(h.rank for h in hits)
+    for hit in hits:
+        assert f" is about one {MATCH_START}llama{MATCH_END} and then goes on for a while…" in hit.snippet
+        assert hit.snippet.startswith("…") and len(hit.snippet.split()) == 12
+    assert len(store.search("llama", limit=500)) == 500
+    assert store.search("llama", limit=0) == []
+
+
+def test_snippets_are_cut_around_the_first_match_with_every_match_marked(store: ConversationStore) -> None:
+    words = [f"w{i}" for i in range(40)]
+    long = Conversation(title="Long", titled_by_user=True)
+    long.append("user", " ".join(words[:20]) + " Quokkas are quick; a quokka smiles. " + " ".join(words[20:]))
+    short = Conversation(title="Short", titled_by_user=True)
+    short.append("user", "(Quokka!) Small and round.")
+    store.insert_conversations([long, short])
+    by_conversation = {h.conversation_id: h.snippet for h in store.search("quokka")}
+    a, b = MATCH_START, MATCH_END
+    assert by_conversation[long.id] == (
+        f"…w16 w17 w18 w19 {a}Quokkas{b} are quick; a {a}quokka{b} smiles. w20 w21…")
+    assert by_conversation[short.id] == f"({a}Quokka{b}!) Small and round."
+    # Two words: the first match of either opens the snippet, both are marked.
+    [hit] = store.search("smile QUICK", limit=5)
+    assert hit.snippet == f"…w18 w19 Quokkas are {a}quick{b}; a quokka {a}smiles{b}. w20 w21 w22 w23…"
+
+
+def test_snippets_fold_diacritics_both_ways(store: ConversationStore) -> None:
+    accented = Conversation(title="Coffee", titled_by_user=True)
+    accented.append("user", "We met at the Café Central in Vienna.")
+    plain = Conversation(title="Naïve questions", titled_by_user=True)
+    plain.append("user", "Which cafe is open late?")
+    store.insert_conversations([accented, plain])
+    [hit] = store.search("cafe central")
+    a, b = MATCH_START, MATCH_END
+    assert hit.snippet == f"We met at the {a}Café{b} {a}Central{b} in Vienna."
+    assert {h.snippet for h in store.search("CAFÉ")} == {
+        f"We met at the {MATCH_START}Café{MATCH_END} Central in Vienna.",
+        f"Which {MATCH_START}cafe{MATCH_END} is open late?"}
+    [title_hit] = store.search("naive")
+    assert title_hit.message_id is None
+    assert title_hit.snippet == f"{MATCH_START}Naïve{MATCH_END} questions"
+
+
+def test_a_query_matching_only_titles(store: ConversationStore) -> None:
+    budget = Conversation(title="Quarterly budget review", titled_by_user=True)
+    budget.append("user", "Let us go through the numbers.")
+    other = Conversation(title="Holidays", titled_by_user=True)
+    other.append("user", "Where should we go?")
+    deleted = Conversation(title="Old budget", titled_by_user=True)
+    deleted.append("user", "Numbers again.")
+    store.insert_conversations([budget, other, deleted])
+    store.delete(deleted.id)
+    [hit] = store.search("budg")
+    assert (hit.conversation_id, hit.message_id, hit.title) == (budget.id, None, "Quarterly budget review")
+    assert hit.snippet == f"Quarterly {MATCH_START}budget{MATCH_END} review"
+    # A conversation whose messages match too is given once, by its message.
+    [hit] = store.search("numbers")
+    assert hit.message_id == budget.messages[0].id
 
 
 def test_answer_recorder_checkpoints_and_completes(store: ConversationStore) -> None:
