@@ -82,6 +82,39 @@ class Conversation:
         """The message and its siblings, oldest first."""
         return [m for m in self.messages if m.parent_id == message.parent_id]
 
+    def find(self, message_id: str) -> Message | None:
+        return next((m for m in self.messages if m.id == message_id), None)
+
+    def make_current(self, message: Message) -> None:
+        """Show this version of its turn (and the branch that follows it)."""
+        for sibling in self.versions(message):
+            sibling.current = sibling is message
+
+    def add_version(self, message: Message, role: str, text: str) -> Message:
+        """A new version of `message`'s turn (a regenerated answer, an edited question)."""
+        version = Message(role, text, parent_id=message.parent_id)
+        self.messages.append(version)
+        self.make_current(version)
+        self.updated = version.created
+        return version
+
+    def thread_before(self, message: Message) -> list[Message]:
+        """The current thread up to, not including, `message`'s turn."""
+        thread = self.thread()
+        for i, m in enumerate(thread):
+            if m.parent_id == message.parent_id:
+                return thread[:i]
+        return thread
+
+    def subtree(self, message: Message) -> list[Message]:
+        """The message and everything that follows from it, in any version."""
+        found, frontier = [message], {message.id}
+        for m in self.messages:  # creation order: children come after parents
+            if m.parent_id in frontier:
+                found.append(m)
+                frontier.add(m.id)
+        return found
+
     def append(self, role: str, text: str) -> Message:
         """Add a message after the current thread's last one."""
         thread = self.thread()
@@ -92,10 +125,11 @@ class Conversation:
             self.title = title_from(text)
         return message
 
-    def chat_messages(self) -> list[dict[str, str]]:
-        """What the model reads: the system prompt, then the current thread's messages."""
+    def chat_messages(self, thread: list[Message] | None = None) -> list[dict[str, str]]:
+        """What the model reads: the system prompt, then the thread's messages (the current one)."""
         chat = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        chat += [{"role": m.role, "content": m.text} for m in self.thread() if m.text]
+        thread = self.thread() if thread is None else thread
+        chat += [{"role": m.role, "content": m.text} for m in thread if m.text]
         return chat
 
 

@@ -18,7 +18,7 @@ from app.core.conversation import Conversation, GenerationRecord, Message
 from app.core.engine_types import GenerationStats, LoadOptions, ModelInfo
 from app.core.library import file_sha256
 from app.core.store import AnswerRecorder, ConversationStore, ConversationSummary
-from app.ui.chat_view import ChatView, message_footer
+from app.ui.chat_view import ChatView
 from app.ui.sampling_panel import SamplingSettings
 from app.workers.background import run_in_background
 from app.workers.inference import InferenceClient
@@ -87,24 +87,99 @@ class ChatController(QObject):
         if request is None:
             return False
         question = conversation.append("user", text)
-        if self.model:
-            conversation.model = Path(self.model.path).name
         self.store.add_message(conversation, question)  # committed before the first token
-        self._request = request
-        self._request_sampling = self.sampling.params
-        self._answer = Message("assistant", "", parent_id=question.id)
-        conversation.messages.append(self._answer)
-        self._answer_owner = conversation
-        self._recorder = AnswerRecorder(self.store, conversation, self._answer)
+        self.view.set_conversation(conversation)
         self.view.begin_message("user", question.id)
         self.view.append_text(text)
-        self.view.end_message()
-        self.view.begin_message("assistant", self._answer.id)
-        self._flush_timer.start()
-        self.status.emit("Generating…" if self.model else "Loading model… the answer follows")
-        self.generating_changed.emit(True)
-        self.reload_list()
+        self.view.end_message(question)
+        self._begin_answer(request, Message("assistant", "", parent_id=question.id))
         return True
+
+    def regenerate(self, message_id: str) -> bool:
+        """A new version of an answer; the old one stays reachable through the version arrows."""
+        conversation = self.conversation
+        old = conversation.find(message_id)
+        if self.generating or old is None or old.role != "assistant":
+            return False
+        chat = conversation.chat_messages(conversation.thread_before(old))
+        request = self.client.generate(chat, self.sampling.params, conversation.id)
+        if request is None:
+            return False
+        answer = conversation.add_version(old, "assistant", "")
+        self._redraw_before(answer)
+        self._begin_answer(request, answer, new_version=True)
+        return True
+
+    def edit(self, message_id: str, text: str) -> bool:
+        """Resend a question as a new version: the later messages of the old one stay in its branch."""
+        conversation = self.conversation
+        old = conversation.find(message_id)
+        if self.generating or old is None or old.role != "user" or not text.strip():
+            return False
+        thread = conversation.thread_before(old)
+        chat = conversation.chat_messages(thread) + [{"role": "user", "content": text}]
+        request = self.client.generate(chat, self.sampling.params, conversation.id)
+        if request is None:
+            return False
+        question = conversation.add_version(old, "user", text)
+        with self.store.transaction():
+            self.store.add_message(conversation, question)
+            self.store.set_current_version(question)
+        self.view.show_conversation(conversation)
+        self._begin_answer(request, Message("assistant", "", parent_id=question.id))
+        return True
+
+    def continue_answer(self, message_id: str) -> bool:
+        """Carry on an answer that was stopped or cut off, in the same message."""
+        conversation = self.conversation
+        answer = conversation.find(message_id)
+        thread = conversation.thread()
+        if self.generating or answer is None or not thread or thread[-1] is not answer:
+            return False
+        chat = conversation.chat_messages(thread[:-1])
+        request = self.client.generate(chat, self.sampling.params, conversation.id,
+                                       continue_text=answer.text)
+        if request is None:
+            return False
+        self.view.show_conversation(conversation, open_last=True)
+        self._begin_answer(request, answer, resumed=True)
+        return True
+
+    def show_version(self, message_id: str, step: int) -> None:
+        """Switch to the previous (-1) or next (+1) version of a turn."""
+        conversation = self.conversation
+        message = conversation.find(message_id)
+        if self.generating or message is None:
+            return
+        versions = conversation.versions(message)
+        chosen = versions[(versions.index(message) + step) % len(versions)]
+        conversation.make_current(chosen)
+        self.store.set_current_version(chosen)
+        self.view.show_conversation(conversation)
+        self.view.scroll_to_message(chosen.id)
+
+    def delete_message(self, message_id: str) -> None:
+        """Remove a message and what follows from it; a sibling version takes its place."""
+        conversation = self.conversation
+        message = conversation.find(message_id)
+        if self.generating or message is None:
+            return
+        removed = conversation.subtree(message)
+        ids = {m.id for m in removed}
+        conversation.messages = [m for m in conversation.messages if m.id not in ids]
+        siblings = conversation.versions(message)
+        if siblings and not any(m.current for m in siblings):
+            conversation.make_current(siblings[-1])
+        with self.store.transaction():
+            self.store.delete_messages(ids)
+            if siblings:
+                self.store.set_current_version(next(m for m in siblings if m.current))
+        self.view.show_conversation(conversation)
+        self.reload_list()
+
+    def message_text(self, message_id: str) -> str:
+        message = self.conversation.find(message_id)
+        return message.text if message else ""
 
     def stop(self) -> None:
         self.client.stop()
@@ -231,13 +306,43 @@ class ChatController(QObject):
         answer = self._answer
         assert answer is not None
         if self._answer_owner is self.conversation:
-            self.view.end_message(message_footer(answer))
+            self.view.end_message(answer)
         self._flush_timer.stop()
         self._answer = self._answer_owner = self._recorder = self._request = None
         self.generating_changed.emit(False)
         self.reload_list()
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _begin_answer(self, request: int, answer: Message, new_version: bool = False,
+                      resumed: bool = False) -> None:
+        conversation = self.conversation
+        if self.model:
+            conversation.model = Path(self.model.path).name
+        self._request = request
+        self._request_sampling = self.sampling.params
+        self._answer = answer
+        self._answer_owner = conversation
+        if not resumed and answer not in conversation.messages:
+            conversation.messages.append(answer)
+        self._recorder = AnswerRecorder(self.store, conversation, answer, resumed=resumed)
+        if new_version:
+            self.store.set_current_version(answer)
+        if not resumed:
+            self.view.set_conversation(conversation)
+            self.view.begin_message("assistant", answer.id)
+        self._flush_timer.start()
+        self.status.emit("Generating…" if self.model else "Loading model… the answer follows")
+        self.generating_changed.emit(True)
+        self.reload_list()
+
+    def _redraw_before(self, message: Message) -> None:
+        """Show the conversation up to the turn that is about to be answered again."""
+        conversation = self.conversation
+        shown = Conversation(**{**conversation.__dict__,
+                                "messages": conversation.thread_before(message)})
+        self.view.show_conversation(shown)
+        self.view.set_conversation(conversation)
 
     def _generation_record(self, stats: GenerationStats) -> GenerationRecord:
         info = self.model

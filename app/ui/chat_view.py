@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextBrowser
 
@@ -22,6 +22,8 @@ _EARLIER = "llamadesk:earlier"
 
 
 class ChatView(QTextBrowser):
+    action_requested = Signal(str, str)  # action ("regenerate", "edit", "copy", ...), message id
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("chatView")
@@ -39,10 +41,7 @@ class ChatView(QTextBrowser):
         self._footer_format = QTextCharFormat()
         self._footer_format.setForeground(QColor("#888888"))
         self._footer_format.setFontPointSize(max(self.font().pointSizeF() - 1.5, 7.0))
-        self._link_format = QTextCharFormat()
-        self._link_format.setAnchor(True)
-        self._link_format.setAnchorHref(_EARLIER)
-        self._link_format.setForeground(QColor("#2a6fdb"))
+        self._link_format = _link_format(_EARLIER, self.font().pointSizeF())
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_position)
         bar.rangeChanged.connect(self._keep_end)
@@ -50,8 +49,12 @@ class ChatView(QTextBrowser):
 
     # -- whole conversations ----------------------------------------------------------------------
 
-    def show_conversation(self, conversation: Conversation, shown: int = RECENT) -> None:
-        """Draw the conversation's last `shown` messages, in one edit, and rest at its end."""
+    def show_conversation(self, conversation: Conversation, shown: int = RECENT,
+                          open_last: bool = False) -> None:
+        """Draw the conversation's last `shown` messages, in one edit, and rest at its end.
+
+        open_last leaves the last message without its footer, for text to stream into it.
+        """
         self._conversation, self._shown = conversation, shown
         thread = conversation.thread()
         hidden = max(0, len(thread) - shown)
@@ -66,12 +69,17 @@ class ChatView(QTextBrowser):
         for message in thread[hidden:]:
             self.begin_message(message.role, message.id, cursor)
             cursor.insertText(message.text, self._text_format)
-            self.end_message(message_footer(message), cursor)
+            if not (open_last and message is thread[-1]):
+                self.end_message(message, cursor)
         cursor.endEditBlock()
         self._scroll_to_end()
 
     def _on_anchor(self, url: QUrl) -> None:
-        if url.toString() == _EARLIER and self._conversation is not None:
+        href = url.toString()
+        if href.startswith("action:"):
+            _, action, message_id = href.split(":", 2)
+            self.action_requested.emit(action, message_id)
+        elif href == _EARLIER and self._conversation is not None:
             thread = self._conversation.thread()
             first_shown = thread[max(0, len(thread) - self._shown)].id
             self.show_conversation(self._conversation, self._shown + RECENT)
@@ -95,12 +103,37 @@ class ChatView(QTextBrowser):
         if text:
             self._end_cursor().insertText(text, self._text_format)
 
-    def end_message(self, footer: str = "", cursor: QTextCursor | None = None) -> None:
+    def end_message(self, message: Message | None = None, cursor: QTextCursor | None = None) -> None:
+        """Close the message with its footer: generation facts, versions and actions."""
         cursor = cursor or self._end_cursor()
         self._body_end = cursor.position()
-        if footer:
-            cursor.insertBlock(QTextBlockFormat())
-            cursor.insertText(footer, self._footer_format)
+        if message is None:
+            return
+        cursor.insertBlock(QTextBlockFormat())
+        versions = self._conversation.versions(message) if self._conversation else [message]
+        if len(versions) > 1:
+            index = next(i for i, m in enumerate(versions) if m is message or m.id == message.id)
+            self._insert_link(cursor, "‹", "previous", message.id)
+            cursor.insertText(f" {index + 1}/{len(versions)} ", self._footer_format)
+            self._insert_link(cursor, "›", "next", message.id)
+            cursor.insertText("   ", self._footer_format)
+        actions = _ACTIONS[message.role]
+        if message.role == "assistant" and message.incomplete:
+            actions = ("continue", *actions)
+        for action in actions:
+            self._insert_link(cursor, _ACTION_NAMES[action], action, message.id)
+            cursor.insertText("  ", self._footer_format)
+        facts = message_footer(message)
+        if facts:
+            cursor.insertText("  " + facts, self._footer_format)
+
+    def set_conversation(self, conversation: Conversation) -> None:
+        """The conversation the streamed messages belong to (for their version arrows)."""
+        self._conversation = conversation
+
+    def _insert_link(self, cursor: QTextCursor, text: str, action: str, message_id: str) -> None:
+        cursor.insertText(text, _link_format(f"action:{action}:{message_id}",
+                                             self._footer_format.fontPointSize()))
 
     def scroll_to_message(self, message_id: str) -> None:
         """Bring a message's first line to the top of the view."""
@@ -140,6 +173,22 @@ class ChatView(QTextBrowser):
     def _scroll_to_end(self) -> None:
         self._at_end = True
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+
+
+_ACTIONS = {"user": ("edit", "copy", "delete"), "assistant": ("regenerate", "copy", "delete"),
+            "system": ("copy",)}
+_ACTION_NAMES = {"edit": "Edit", "copy": "Copy", "delete": "Delete", "regenerate": "Regenerate",
+                 "continue": "Continue"}
+
+
+def _link_format(href: str, point_size: float) -> QTextCharFormat:
+    link = QTextCharFormat()
+    link.setAnchor(True)
+    link.setAnchorHref(href)
+    link.setForeground(QColor("#2a6fdb"))
+    if point_size > 0:
+        link.setFontPointSize(point_size)
+    return link
 
 
 def message_footer(message: Message) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
         )
         self.banner.hide()
         self._build_undo_bar()
+        self._editing: str | None = None  # the message being edited in the composer
         self.sampling = SamplingSettings(parent=self)
         self.sampling_panel = SamplingPanel(self.sampling)
         self.conversation_list = ConversationList()
@@ -127,7 +129,7 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About Llamadesk", self._about)
         stop = QAction("Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
-        stop.triggered.connect(c.stop)
+        stop.triggered.connect(self._escape)
         self.addAction(stop)
 
     def _build_status_bar(self) -> None:
@@ -153,6 +155,7 @@ class MainWindow(QMainWindow):
         c.answer_finished.connect(self._on_answer_finished)
         c.conversations_changed.connect(self._refresh_conversations)
         c.conversation_shown.connect(self.conversation_list.select)
+        self.chat_view.action_requested.connect(self._on_message_action)
         listing.new_requested.connect(c.new_conversation)
         listing.selected.connect(c.open_conversation)
         listing.renamed.connect(c.rename)
@@ -166,8 +169,43 @@ class MainWindow(QMainWindow):
 
     def _send(self, text: str) -> None:
         self.banner.hide()
-        if self.controller.send(text):
+        editing = self._editing
+        sent = self.controller.edit(editing, text) if editing else self.controller.send(text)
+        if sent:
             self.composer.clear()
+            self._stop_editing()
+
+    def _on_message_action(self, action: str, message_id: str) -> None:
+        c = self.controller
+        if action == "copy":
+            QApplication.clipboard().setText(c.message_text(message_id))
+            self.show_info("Copied to the clipboard")
+        elif action == "edit":
+            self._editing = message_id
+            self.composer.setPlainText(c.message_text(message_id))
+            self.composer.setFocus()
+            self.show_info("Editing a message: Enter resends it as a new version, Esc cancels")
+        elif action in ("previous", "next"):
+            c.show_version(message_id, -1 if action == "previous" else 1)
+        elif action == "delete":
+            c.delete_message(message_id)
+        elif action == "regenerate":
+            c.regenerate(message_id)
+        elif action == "continue":
+            c.continue_answer(message_id)
+
+    def _stop_editing(self) -> None:
+        if self._editing is not None:
+            self._editing = None
+            self.show_info("Ready")
+
+    def _escape(self) -> None:
+        """Esc: stop an answer, or cancel an edit."""
+        if self.controller.generating:
+            self.controller.stop()
+        elif self._editing is not None:
+            self.composer.clear()
+            self._stop_editing()
 
     def _send_or_stop(self) -> None:
         if self.controller.generating:

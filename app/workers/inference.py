@@ -64,14 +64,16 @@ class InferenceWorker(QObject):
         else:
             self.loaded.emit(info)
 
-    @Slot(int, object, object, object)
+    @Slot(int, object, object, object, str)
     def generate(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
-                 cache_key: str | None = None) -> None:
+                 cache_key: str | None = None, continue_text: str = "") -> None:
         if self._stopped(request_id):  # stopped while it waited in the queue
             self.finished.emit(request_id, GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
             return
         try:
-            stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key)
+            extra = {"continue_text": continue_text} if continue_text else {}
+            stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key,
+                                         **extra)
             for event in stream:
                 if isinstance(event, str):
                     self.token.emit(request_id, event)
@@ -95,7 +97,7 @@ class InferenceClient(QObject):
     """The GUI thread's handle on the inference thread: starts it, sends it work, stops it."""
 
     _load = Signal(str, object)
-    _generate = Signal(int, object, object, object)
+    _generate = Signal(int, object, object, object, str)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -122,16 +124,17 @@ class InferenceClient(QObject):
         self._load.emit(str(path), options)
 
     def generate(self, messages: Sequence[Message], sampling: SamplingParams,
-                 cache_key: str | None = None) -> int | None:
+                 cache_key: str | None = None, continue_text: str = "") -> int | None:
         """Queue an answer; returns its request id, or None (refused) while one still runs.
 
         cache_key names the conversation, whose KV cache the engine keeps apart from others'.
+        continue_text: the start of the answer, already written, for the model to carry on.
         """
         if self._running is not None:
             return None
         self._last_id += 1
         self._running = self._last_id
-        self._generate.emit(self._last_id, list(messages), sampling, cache_key)
+        self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text)
         return self._last_id
 
     def stop(self) -> None:
