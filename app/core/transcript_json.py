@@ -117,7 +117,9 @@ def _optional(check: Check) -> Check:
 def _flat_object(value: object, where: str) -> dict:
     for key, item in _object(value, where).items():
         _str(key, f"{where} key")
-        if isinstance(item, dict | list):
+        if key == "stop" and isinstance(item, list):  # SamplingParams.to_dict's stop strings
+            _strings(item, f"{where}.{key}")
+        elif isinstance(item, dict | list):
             raise _wrong(f"{where}.{key}", "a string, number, true, false or null", item)
         if isinstance(item, str):
             _str(item, f"{where}.{key}")
@@ -131,9 +133,16 @@ def _fields(value: object, where: str, schema: dict[str, Check]) -> dict[str, ob
     return {name: check(obj[name], f"{where}.{name}".lstrip(".")) for name, check in schema.items()}
 
 
+def _strings(value: object, where: str) -> list[str]:
+    return [_str(item, f"{where}[{i}]") for i, item in enumerate(_list(value, where))]
+
+
 def _sampling(value: object, where: str) -> SamplingParams:
+    # Files written before a parameter existed lack it: it takes its default.
+    given = {name: check for name, check in SAMPLING.items() if name in _object(value, where)
+             or name in SAMPLING_REQUIRED}
     try:
-        return SamplingParams(**_fields(value, where, SAMPLING))
+        return SamplingParams(**_fields(value, where, given))
     except ValueError as error:
         raise TranscriptError(f"{where}: {error}") from None
 
@@ -147,7 +156,11 @@ def _messages(value: object, where: str) -> list[Message]:
 
 
 SAMPLING: dict[str, Check] = {"temperature": _real, "top_p": _real, "top_k": _integer, "min_p": _real,
-                              "repeat_penalty": _real, "max_tokens": _integer, "seed": _optional(_seed)}
+                              "repeat_penalty": _real, "max_tokens": _integer, "seed": _optional(_seed),
+                              "typical_p": _real, "repeat_last_n": _integer, "presence_penalty": _real,
+                              "frequency_penalty": _real, "mirostat": _integer, "mirostat_tau": _real,
+                              "mirostat_eta": _real, "stop": _strings}
+SAMPLING_REQUIRED = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 GENERATION: dict[str, Check] = {
     "model_file": _str, "model_size": _count, "model_sha256": _str, "sampling": _flat_object,
     "seed": _optional(_seed), "prompt_tokens": _count, "completion_tokens": _count, "ttft_s": _amount,

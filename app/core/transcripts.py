@@ -52,8 +52,14 @@ def _one_line(text: str) -> str:
 
 
 def _sampling_line(sampling: SamplingParams) -> str:
-    return ", ".join(f"{name} {'random' if value is None else value}"
-                     for name, value in sampling.to_dict().items())
+    parts = []
+    for name, value in sampling.to_dict().items():
+        if name == "stop":
+            if value:
+                parts.append("stop " + " ".join(repr(s) for s in value))
+        else:
+            parts.append(f"{name} {'random' if value is None else value}")
+    return ", ".join(parts)
 
 
 def _header(conv: Conversation) -> list[tuple[str, str]]:
