@@ -168,11 +168,14 @@ class Engine:
         self._formatter = None
         self.info = None
 
-    def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
-        """The prompt tokens for a conversation, ending where the assistant's answer starts."""
+    def tokenize_chat(self, messages: Sequence[Message], continue_text: str = "") -> list[int]:
+        """The prompt tokens for a conversation, ending where the assistant's answer starts.
+
+        continue_text: the beginning of that answer, already written; the model carries it on.
+        """
         llm = self._require()
         assert self._formatter is not None
-        prompt = self._formatter(messages=list(messages)).prompt
+        prompt = self._formatter(messages=list(messages)).prompt + continue_text
         add_bos = self._add_bos and not (self._bos_text and prompt.startswith(self._bos_text))
         return llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
@@ -182,6 +185,7 @@ class Engine:
         sampling: SamplingParams = SamplingParams(),
         should_stop: Callable[[], bool] = lambda: False,
         cache_key: str | None = None,
+        continue_text: str = "",
     ) -> Iterator[str | GenerationStats]:
         """Yield the answer as text deltas, then one GenerationStats.
 
@@ -193,7 +197,7 @@ class Engine:
         llm = self._require()
         started = perf_counter()
         self._switch_kv(cache_key)
-        prompt = self.tokenize_chat(messages)
+        prompt = self.tokenize_chat(messages, continue_text)
         cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         room = llm.n_ctx() - len(prompt)
         if room <= 0:
@@ -206,20 +210,29 @@ class Engine:
         max_tokens = min(sampling.max_tokens, room)
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
+        # The penalties' window is no argument of generate: _init_sampler reads this attribute at
+        # every call. llama.cpp itself treats -1 as 0 (off); "-1 = the whole context" is its CLI's.
+        llm.last_n_tokens_size = llm.n_ctx() if sampling.repeat_last_n < 0 else sampling.repeat_last_n
         tokens = llm.generate(
             prompt,
             temp=sampling.temperature,
             top_k=sampling.top_k,
             top_p=sampling.top_p,
             min_p=sampling.min_p,
+            typical_p=sampling.typical_p,
             repeat_penalty=sampling.repeat_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            mirostat_mode=sampling.mirostat,
+            mirostat_tau=sampling.mirostat_tau,
+            mirostat_eta=sampling.mirostat_eta,
         )
         self._kv_dirty = True
         vocab = llm._model.vocab
         is_eog = llama_cpp.llama_vocab_is_eog
         piece = llm._model.detokenize
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = _StopMatcher(self._stops)
+        stops = _StopMatcher((*self._stops, *sampling.stop))  # the template's and the user's
         count, first, last = 0, 0.0, 0.0
         reason = "length" if max_tokens == sampling.max_tokens else "context_full"
         try:

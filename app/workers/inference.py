@@ -71,9 +71,8 @@ class InferenceWorker(QObject):
             self.finished.emit(request_id, GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
             return
         try:
-            extra = {"continue_text": continue_text} if continue_text else {}
             stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key,
-                                         **extra)
+                                         continue_text=continue_text)
             for event in stream:
                 if isinstance(event, str):
                     self.token.emit(request_id, event)
