@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.errors import UserFacingError
 from app.core.store import ConversationStore, StoreError, default_store_path
 from app.core.transcript_json import FORMATS, TranscriptError
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             return export(store, args)
         return import_file(store, args.file)
     except (CommandError, TranscriptError, StoreError) as error:
-        print(getattr(error, "message", None) or str(error), file=sys.stderr)
+        print(error.message if isinstance(error, UserFacingError) else str(error), file=sys.stderr)
         return 1
     finally:
         store.close()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.errors import UserFacingError
 
-class EngineError(Exception):
+
+class EngineError(UserFacingError):
     """A failure the user must hear about. `kind` names it for code; `message` is for people."""
 
     MISSING = "missing"
@@ -25,7 +27,6 @@ class EngineError(Exception):
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.core.errors import UserFacingError
+
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 # Limits far above any real model; beyond them the header is garbage, not a model.
@@ -45,13 +47,12 @@ GGML_TYPE_NAMES = {
 }
 
 
-class GGUFError(Exception):
+class GGUFError(UserFacingError):
     """The file is not a usable GGUF. `kind` is one of: missing, not_gguf, corrupt, truncated."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
-        self.message = message
 
 
 @dataclass(frozen=True)

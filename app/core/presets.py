@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import paths
+from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,9 @@ BUILTIN: dict[str, SamplingParams] = {
 }
 
 
-class PresetError(Exception):
+class PresetError(UserFacingError):
     """A preset operation that cannot be done or a file that cannot be read; `.message` says why."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

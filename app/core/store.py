@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.core import search as _search
 from app.core.conversation import Conversation, GenerationRecord, Message, new_id
+from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
 from app.core.search import MATCH_END as MATCH_END  # re-exported: search results are the store's API
 from app.core.search import MATCH_START as MATCH_START
@@ -28,10 +29,8 @@ from app.core.search import _fts_query as _fts_query
 DATABASE_NAME = "conversations.sqlite3"
 
 
-class StoreError(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class StoreError(UserFacingError):
+    pass
 
 
 @dataclass(frozen=True)

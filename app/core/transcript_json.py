@@ -13,6 +13,7 @@ from pathlib import Path
 
 import app
 from app.core.conversation import ROLES, Conversation, GenerationRecord, Message
+from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
 
 FORMATS = ("md", "html", "json", "txt")  # every transcript format (transcripts.py writes them)
@@ -25,12 +26,8 @@ MAX_ID_LENGTH = 200
 MAX_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: later dates cannot be displayed
 
 
-class TranscriptError(Exception):
+class TranscriptError(UserFacingError):
     """An export that cannot be written or a file that cannot be imported; `.message` says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 # ---------------------------------------------------------------- JSON: checks shared by export and import

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.core.errors import UserFacingError
 from app.core.store import ConversationStore
 from app.workers.background import run_in_background
 
@@ -118,4 +119,4 @@ def import_file(window, path: Path) -> None:
 
 
 def _reason(error: Exception) -> str:
-    return getattr(error, "message", None) or str(error)
+    return error.message if isinstance(error, UserFacingError) else str(error)
