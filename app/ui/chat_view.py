@@ -1,34 +1,53 @@
 """The conversation as the user reads it.
 
-Streaming appends text at the end of the document through one cursor: the cost of a flush is
-the size of the new text, not of the message or the conversation. Opening a conversation draws
-only its last RECENT messages (a link at the top draws more), so a chat of thousands of messages
-opens as fast as a short one.
+Streaming appends plain text at the end of the document through one cursor: the cost of a
+flush is the size of the new text, not of the message or the conversation. When the answer
+ends, its text is replaced once by its rendered Markdown. Opening a conversation draws only its
+last RECENT messages (a link at the top draws more), so a chat of thousands of messages opens
+as fast as a short one.
+
+Nothing is ever fetched: loadResource answers every image or stylesheet request with nothing,
+and links open in the system browser only when clicked (http, https and mailto only).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QTextBrowser
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QFont,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextFormat,
+)
+from PySide6.QtWidgets import QTextBrowser, QToolButton
 
 from app.core.conversation import Conversation, Message
+from app.core.markdown_render import render_markdown
+from app.ui.theme import LIGHT, Colors
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
 RECENT = 200  # messages drawn when a conversation opens; each click on "earlier" adds as many
 _EARLIER = "llamadesk:earlier"
+_OPENABLE = ("http", "https", "mailto")  # link schemes a click may hand to the system
 
 
 class ChatView(QTextBrowser):
     action_requested = Signal(str, str)  # action ("regenerate", "edit", "copy", ...), message id
+    link_opened = Signal(str)  # an outside link the user clicked, handed to the system browser
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("chatView")
         self.setOpenLinks(False)  # links are never followed by the view itself
+        self.setOpenExternalLinks(False)
         self.setReadOnly(True)
+        self.resources_refused: list[str] = []  # what a message asked the view to load (nothing is)
+        self._colors = LIGHT
         self._body_start = 0  # where the last message's text begins
         self._body_end: int | None = None  # where it ends; None while it grows
         self._starts: dict[str, int] = {}  # message id -> where it begins
@@ -38,14 +57,68 @@ class ChatView(QTextBrowser):
         self._text_format = QTextCharFormat()
         self._role_format = QTextCharFormat()
         self._role_format.setFontWeight(QFont.Weight.Bold)
-        self._footer_format = QTextCharFormat()
-        self._footer_format.setForeground(QColor("#888888"))
-        self._footer_format.setFontPointSize(max(self.font().pointSizeF() - 1.5, 7.0))
-        self._link_format = _link_format(_EARLIER, self.font().pointSizeF())
+        self._set_formats()
+        self.jump_button = QToolButton(self)
+        self.jump_button.setObjectName("jumpToLatest")
+        self.jump_button.setText("↓ Latest")
+        self.jump_button.setToolTip("Jump to the latest message")
+        self.jump_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.jump_button.clicked.connect(self._scroll_to_end)
+        self.jump_button.hide()
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_position)
         bar.rangeChanged.connect(self._keep_end)
         self.anchorClicked.connect(self._on_anchor)
+
+    # -- look ---------------------------------------------------------------------------------------
+
+    def _set_formats(self) -> None:
+        self._footer_format = QTextCharFormat()
+        self._footer_format.setForeground(QColor(self._colors.muted))
+        self._footer_format.setProperty(QTextFormat.Property.FontSizeAdjustment, -1)  # follows text size
+        self._notice_format = QTextCharFormat(self._footer_format)
+        self._notice_format.setFontItalic(True)
+        self._link_format = self._link(_EARLIER, small=False)
+
+    def _link(self, href: str, small: bool = True) -> QTextCharFormat:
+        link = QTextCharFormat()
+        link.setAnchor(True)
+        link.setAnchorHref(href)
+        link.setForeground(QColor(self._colors.link))
+        if small:
+            link.setProperty(QTextFormat.Property.FontSizeAdjustment, -1)
+        return link
+
+    def set_colors(self, colors: Colors) -> None:
+        """A new theme: formats and code highlighting follow; the conversation is drawn again."""
+        self._colors = colors
+        self._set_formats()
+        if self._conversation is not None and self._body_end is not None:
+            self.show_conversation(self._conversation, self._shown)
+
+    def set_text_size(self, points: float) -> None:
+        """Every part of the view scales with the document's font (footers are relative to it)."""
+        font = self.document().defaultFont()
+        font.setPointSizeF(points)
+        self.document().setDefaultFont(font)
+
+    def text_size(self) -> float:
+        return self.document().defaultFont().pointSizeF()
+
+    def loadResource(self, kind: int, url: QUrl):  # noqa: N802 - Qt's name
+        """Images and stylesheets a message names are never loaded, local or remote."""
+        self.resources_refused.append(url.toString())
+        return None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._place_jump_button()
+
+    def _place_jump_button(self) -> None:
+        button, viewport = self.jump_button, self.viewport()
+        button.adjustSize()
+        button.move(viewport.x() + viewport.width() - button.width() - 12,
+                    viewport.y() + viewport.height() - button.height() - 12)
 
     # -- whole conversations ----------------------------------------------------------------------
 
@@ -68,9 +141,13 @@ class ChatView(QTextBrowser):
                               self._link_format)
         for message in thread[hidden:]:
             self.begin_message(message.role, message.id, cursor)
-            cursor.insertText(message.text, self._text_format)
-            if not (open_last and message is thread[-1]):
-                self.end_message(message, cursor)
+            last_open = open_last and message is thread[-1]
+            if message.role == "assistant" and not last_open:
+                self._insert_markdown(cursor, message)
+            else:
+                cursor.insertText(message.text, self._text_format)
+            if not last_open:
+                self.end_message(message, cursor, rendered=True)
         cursor.endEditBlock()
         self._scroll_to_end()
 
@@ -84,6 +161,37 @@ class ChatView(QTextBrowser):
             first_shown = thread[max(0, len(thread) - self._shown)].id
             self.show_conversation(self._conversation, self._shown + RECENT)
             self.scroll_to_message(first_shown)  # keep the reader's place
+        elif url.scheme().lower() in _OPENABLE:
+            self.link_opened.emit(href)
+            QDesktopServices.openUrl(url)
+
+    def _insert_markdown(self, cursor: QTextCursor, message: Message) -> None:
+        if message.text:
+            cursor.insertHtml(render_markdown(message.text, message.id, self._colors.dark).html)
+            cursor.setCharFormat(self._text_format)
+
+    def code_block(self, message_id: str, index: int) -> str:
+        """The source of a message's index-th code block, as its Copy link promises."""
+        message = self._conversation.find(message_id) if self._conversation else None
+        blocks = render_markdown(message.text, message_id).code_blocks if message else ()
+        return blocks[index] if 0 <= index < len(blocks) else ""
+
+    def insert_notice_before(self, message_id: str, text: str) -> None:
+        """A line that is not a message, above one: e.g. that older turns were not sent with it."""
+        start = self._starts.get(message_id)
+        if start is None:
+            return
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start)
+        before = self.document().characterCount()
+        cursor.insertBlock(QTextBlockFormat())
+        cursor.insertText(text, self._notice_format)
+        grown = self.document().characterCount() - before
+        self._starts = {k: v + grown if v > start or k == message_id else v for k, v in self._starts.items()}
+        if self._body_start >= start:
+            self._body_start += grown
+        if self._body_end is not None and self._body_end >= start:
+            self._body_end += grown
 
     # -- one growing message ----------------------------------------------------------------------
 
@@ -103,9 +211,20 @@ class ChatView(QTextBrowser):
         if text:
             self._end_cursor().insertText(text, self._text_format)
 
-    def end_message(self, message: Message | None = None, cursor: QTextCursor | None = None) -> None:
-        """Close the message with its footer: generation facts, versions and actions."""
+    def end_message(self, message: Message | None = None, cursor: QTextCursor | None = None,
+                    rendered: bool = False) -> None:
+        """Close the message with its footer: generation facts, versions and actions.
+
+        A streamed assistant answer (rendered=False) is replaced once by its rendered Markdown.
+        """
         cursor = cursor or self._end_cursor()
+        if message is not None and message.role == "assistant" and not rendered:
+            cursor.setPosition(self._body_start, QTextCursor.MoveMode.KeepAnchor)
+            cursor.beginEditBlock()
+            cursor.removeSelectedText()
+            self._insert_markdown(cursor, message)
+            cursor.endEditBlock()
+            cursor = self._end_cursor()
         self._body_end = cursor.position()
         if message is None:
             return
@@ -132,8 +251,7 @@ class ChatView(QTextBrowser):
         self._conversation = conversation
 
     def _insert_link(self, cursor: QTextCursor, text: str, action: str, message_id: str) -> None:
-        cursor.insertText(text, _link_format(f"action:{action}:{message_id}",
-                                             self._footer_format.fontPointSize()))
+        cursor.insertText(text, self._link(f"action:{action}:{message_id}"))
 
     def scroll_to_message(self, message_id: str) -> None:
         """Bring a message's first line to the top of the view."""
@@ -159,6 +277,15 @@ class ChatView(QTextBrowser):
 
     def _remember_position(self, value: int) -> None:
         self._at_end = value >= self.verticalScrollBar().maximum() - 4
+        self._show_jump_button()
+
+    def _show_jump_button(self) -> None:
+        show = not self._at_end
+        if show != self.jump_button.isVisible():
+            self.jump_button.setVisible(show)
+            if show:
+                self._place_jump_button()
+                self.jump_button.raise_()
 
     def _keep_end(self, _minimum: int, maximum: int) -> None:
         """The text grew (or its layout finished): stay at the end if the reader was there."""
@@ -173,22 +300,13 @@ class ChatView(QTextBrowser):
     def _scroll_to_end(self) -> None:
         self._at_end = True
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+        self._show_jump_button()
 
 
-_ACTIONS = {"user": ("edit", "copy", "delete"), "assistant": ("regenerate", "copy", "delete"),
-            "system": ("copy",)}
-_ACTION_NAMES = {"edit": "Edit", "copy": "Copy", "delete": "Delete", "regenerate": "Regenerate",
-                 "continue": "Continue"}
-
-
-def _link_format(href: str, point_size: float) -> QTextCharFormat:
-    link = QTextCharFormat()
-    link.setAnchor(True)
-    link.setAnchorHref(href)
-    link.setForeground(QColor("#2a6fdb"))
-    if point_size > 0:
-        link.setFontPointSize(point_size)
-    return link
+_ACTIONS = {"user": ("edit", "copy", "delete"),
+            "assistant": ("regenerate", "copy", "copy-plain", "delete"), "system": ("copy",)}
+_ACTION_NAMES = {"edit": "Edit", "copy": "Copy", "copy-plain": "Copy text", "delete": "Delete",
+                 "regenerate": "Regenerate", "continue": "Continue"}
 
 
 def message_footer(message: Message) -> str:
@@ -201,6 +319,8 @@ def message_footer(message: Message) -> str:
             parts.append(f"{record.completion_tokens} tokens")
             parts.append(f"{record.tokens_per_s:.1f} tok/s")
             parts.append(f"first token {record.ttft_s:.2f} s")
+        if record.dropped_messages:
+            parts.append(f"{record.dropped_messages} earlier messages not sent (context full)")
     if message.incomplete:
         parts.append("stopped" if record and record.stop_reason == "user" else "incomplete")
     return " · ".join(parts)
