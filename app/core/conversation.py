@@ -37,6 +37,7 @@ class GenerationRecord:
     tokens_per_s: float = 0.0
     stop_reason: str = ""  # "eos", "length", "context_full", "user"; "" while streaming
     llama_cpp_version: str = ""
+    dropped_messages: int = 0  # earlier messages not sent to the model: the context was full
 
 
 @dataclass

@@ -7,15 +7,14 @@ presets file, so a crash never leaves half a file. Imports are checked in full b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from app import paths
+from app.core.atomic_file import write_text_atomically
 from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
 
@@ -149,7 +148,7 @@ class PresetStore:
                 raise PresetError(f"There is no user preset named “{missing[0]}”.")
             user = {n: user[n] for n in names}
         try:
-            _write_atomically(Path(path), _document(user))
+            write_text_atomically(Path(path), _document(user))
         except OSError as error:
             raise PresetError(f"Cannot write {path}: {error.strerror or error}.") from error
         return len(user)
@@ -211,7 +210,7 @@ class PresetStore:
     def _write(self, user: dict[str, SamplingParams]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, _document(user))
+            write_text_atomically(self.path, _document(user))
         except OSError as error:
             reason = error.strerror or error
             raise PresetError(f"Cannot save the presets to {self.path}: {reason}.") from error
@@ -263,16 +262,3 @@ def _parse(data: bytes, where: str) -> dict[str, SamplingParams]:
             raise PresetError(f"{where}: preset “{name}”: {error}") from None
     return out
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

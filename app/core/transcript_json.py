@@ -145,7 +145,10 @@ def _sampling(value: object, where: str) -> SamplingParams:
 
 
 def _generation(value: object, where: str) -> GenerationRecord:
-    return GenerationRecord(**_fields(value, where, GENERATION))
+    # Files written before a field existed lack it: it takes its default.
+    present = _object(value, where)
+    schema = {k: c for k, c in GENERATION.items() if k in present or k not in GENERATION_ADDED}
+    return GenerationRecord(**_fields(value, where, schema))
 
 
 def _messages(value: object, where: str) -> list[Message]:
@@ -161,7 +164,8 @@ SAMPLING_REQUIRED = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
 GENERATION: dict[str, Check] = {
     "model_file": _str, "model_size": _count, "model_sha256": _str, "sampling": _flat_object,
     "seed": _optional(_seed), "prompt_tokens": _count, "completion_tokens": _count, "ttft_s": _amount,
-    "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str}
+    "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str, "dropped_messages": _count}
+GENERATION_ADDED = ("dropped_messages",)  # optional when reading: older files lack them
 MESSAGE: dict[str, Check] = {
     "id": _id, "role": _role, "text": _str, "parent_id": _optional(_id), "created": _time,
     "current": _bool, "incomplete": _bool, "generation": _optional(_generation)}

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
+from app.core.context_window import OverflowPolicy
 from app.core.conversation import Conversation, GenerationRecord, Message
-from app.core.engine_types import GenerationStats, LoadOptions, ModelInfo
+from app.core.engine_types import EngineError, GenerationStats, LoadOptions, ModelInfo
 from app.core.library import file_sha256
 from app.core.store import AnswerRecorder, ConversationStore, ConversationSummary
 from app.ui.chat_view import ChatView
@@ -37,6 +38,8 @@ class ChatController(QObject):
     answer_finished = Signal(object)  # GenerationStats
     conversations_changed = Signal()  # the list (titles, order, membership) changed
     conversation_shown = Signal(str)  # id of the conversation now in the view
+    draft_returned = Signal(str)  # a question that was refused, back for the composer
+    context_used = Signal(int, int)  # tokens the chat (with the draft or the growing answer) uses, n_ctx
 
     def __init__(self, view: ChatView, sampling: SamplingSettings, client: InferenceClient,
                  store: ConversationStore, parent: QObject | None = None) -> None:
@@ -46,6 +49,12 @@ class ChatController(QObject):
         self.client = client
         self.store = store
         self.model: ModelInfo | None = None
+        self.load_options = LoadOptions()  # what the model was (or is being) loaded with
+        self.overflow_policy = OverflowPolicy.DROP_OLDEST
+        self._prompt_tokens = 0  # of the answer being written
+        self._streamed_tokens = 0
+        self._dropped = 0  # earlier messages left out of the answer being written
+        self._count_id = 0  # the context count whose answer is awaited
         self._model_sha256: dict[str, str] = {}
         self.summaries: list[ConversationSummary] = store.list_conversations()
         self.conversation = Conversation(sampling=sampling.params)  # unsaved until first message
@@ -65,6 +74,8 @@ class ChatController(QObject):
         worker.token.connect(self._on_token)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
+        worker.prompt_ready.connect(self._on_prompt_ready)
+        worker.counted.connect(self._on_counted)
         sampling.changed.connect(self._on_sampling_changed)
 
     @property
@@ -73,9 +84,24 @@ class ChatController(QObject):
 
     # -- intents from the widgets ------------------------------------------------------------
 
-    def load_model(self, path: str, options: LoadOptions = LoadOptions()) -> None:
+    def load_model(self, path: str, options: LoadOptions | None = None) -> None:
+        if options is not None:
+            self.load_options = options
         self.status.emit("Loading model…")
-        self.client.load(path, options)
+        self.client.load(path, self.load_options)
+
+    def reload_model(self, options: LoadOptions) -> bool:
+        """Load the current model again with other load settings; False while busy or without one."""
+        if self.generating or self.model is None:
+            return False
+        self.load_model(self.model.path, options)
+        return True
+
+    def set_system_prompt(self, text: str) -> None:
+        """The conversation's instructions, saved with it (a new chat keeps them until its first message)."""
+        self.conversation.system_prompt = text
+        if any(s.id == self.conversation.id for s in self.summaries):
+            self.store.save_conversation(self.conversation)
 
     def send(self, text: str) -> bool:
         """Save the user's message, then ask for an answer. False (nothing changes) while busy."""
@@ -83,7 +109,7 @@ class ChatController(QObject):
             return False
         conversation = self.conversation
         chat = conversation.chat_messages() + [{"role": "user", "content": text}]
-        request = self.client.generate(chat, self.sampling.params, conversation.id)
+        request = self._ask(chat)
         if request is None:
             return False
         question = conversation.append("user", text)
@@ -102,7 +128,7 @@ class ChatController(QObject):
         if self.generating or old is None or old.role != "assistant":
             return False
         chat = conversation.chat_messages(conversation.thread_before(old))
-        request = self.client.generate(chat, self.sampling.params, conversation.id)
+        request = self._ask(chat)
         if request is None:
             return False
         answer = conversation.add_version(old, "assistant", "")
@@ -118,7 +144,7 @@ class ChatController(QObject):
             return False
         thread = conversation.thread_before(old)
         chat = conversation.chat_messages(thread) + [{"role": "user", "content": text}]
-        request = self.client.generate(chat, self.sampling.params, conversation.id)
+        request = self._ask(chat)
         if request is None:
             return False
         question = conversation.add_version(old, "user", text)
@@ -137,13 +163,25 @@ class ChatController(QObject):
         if self.generating or answer is None or not thread or thread[-1] is not answer:
             return False
         chat = conversation.chat_messages(thread[:-1])
-        request = self.client.generate(chat, self.sampling.params, conversation.id,
-                                       continue_text=answer.text)
+        request = self._ask(chat, continue_text=answer.text)
         if request is None:
             return False
         self.view.show_conversation(conversation, open_last=True)
         self._begin_answer(request, answer, resumed=True)
         return True
+
+    def _ask(self, chat: list[dict[str, str]], continue_text: str = "") -> int | None:
+        return self.client.generate(chat, self.sampling.params, self.conversation.id,
+                                    continue_text=continue_text, policy=self.overflow_policy)
+
+    def count_context(self, draft: str = "") -> None:
+        """Ask how many tokens the conversation and the draft take; context_used answers."""
+        if self.model is None or self.generating:
+            return
+        chat = self.conversation.chat_messages()
+        if draft.strip():
+            chat.append({"role": "user", "content": draft})
+        self._count_id = self.client.count(chat)
 
     def show_version(self, message_id: str, step: int) -> None:
         """Switch to the previous (-1) or next (+1) version of a turn."""
@@ -190,7 +228,8 @@ class ChatController(QObject):
             self.stop()
         if not self.conversation.messages:
             return
-        self.conversation = Conversation(sampling=self.sampling.params)
+        self.conversation = Conversation(sampling=self.sampling.params,
+                                         system_prompt=self.conversation.system_prompt)
         self._show(self.conversation)
 
     def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:
@@ -274,6 +313,23 @@ class ChatController(QObject):
     def _on_token(self, request: int, text: str) -> None:
         if request == self._request:
             self._buffer.append(text)
+            self._streamed_tokens += 1
+
+    def _on_prompt_ready(self, request: int, prompt_tokens: int, dropped: int) -> None:
+        if request != self._request:
+            return
+        self._prompt_tokens, self._dropped = prompt_tokens, dropped
+        if dropped and self._answer_owner is self.conversation and self._answer is not None:
+            self.view.insert_notice_before(self._answer.id, dropped_notice(dropped, self.overflow_policy))
+        self._report_context()
+
+    def _on_counted(self, count_id: int, tokens: int) -> None:
+        if count_id == self._count_id and self.model is not None and not self.generating:
+            self.context_used.emit(tokens, self.model.n_ctx)
+
+    def _report_context(self) -> None:
+        if self.model is not None:
+            self.context_used.emit(self._prompt_tokens + self._streamed_tokens, self.model.n_ctx)
 
     def _flush(self) -> None:
         if not self._buffer or self._recorder is None:
@@ -283,12 +339,15 @@ class ChatController(QObject):
         self._recorder.feed(chunk)
         if self._answer_owner is self.conversation:
             self.view.append_text(chunk)
+            self._report_context()
 
     def _on_finished(self, request: int, stats: GenerationStats) -> None:
         if request != self._request or self._recorder is None:
             return
         self._flush()
         self._recorder.finish(self._generation_record(stats), incomplete=stats.stop_reason == "user")
+        self._prompt_tokens, self._streamed_tokens = stats.prompt_tokens, stats.completion_tokens
+        self._report_context()
         self._end_answer()
         self.status.emit("Ready")
         self.answer_finished.emit(stats)
@@ -298,9 +357,36 @@ class ChatController(QObject):
             return
         self._flush()
         self._recorder.finish(None, incomplete=True)
+        refused = kind == EngineError.CONTEXT_TOO_SMALL and self._answer is not None \
+            and not self._answer.text
+        answer, owner = self._answer, self._answer_owner
         self._end_answer()
+        if refused:
+            self._withdraw(owner, answer)
         self.status.emit("Ready" if self.model else "No model")
         self.error.emit(message)
+
+    def _withdraw(self, conversation: Conversation, answer: Message) -> None:
+        """A refused request changes nothing: its empty answer goes, and a new question goes back
+        to the composer (draft_returned) instead of staying in the chat unanswered."""
+        question = conversation.find(answer.parent_id) if answer.parent_id else None
+        removed = {answer.id}
+        if question is not None and question.role == "user" and \
+                not [m for m in conversation.versions(question) if m is not question] and \
+                not [m for m in conversation.messages if m.parent_id == question.id and m is not answer]:
+            removed.add(question.id)
+            self.draft_returned.emit(question.text)
+        conversation.messages = [m for m in conversation.messages if m.id not in removed]
+        siblings = conversation.versions(answer)
+        if siblings and not any(m.current for m in siblings):
+            conversation.make_current(siblings[-1])
+        with self.store.transaction():
+            self.store.delete_messages(removed)
+            if siblings:
+                self.store.set_current_version(next(m for m in siblings if m.current))
+        if conversation is self.conversation:
+            self.view.show_conversation(conversation)
+        self.reload_list()
 
     def _end_answer(self) -> None:
         answer = self._answer
@@ -321,6 +407,7 @@ class ChatController(QObject):
             conversation.model = Path(self.model.path).name
         self._request = request
         self._request_sampling = self.sampling.params
+        self._streamed_tokens = self._dropped = 0
         self._answer = answer
         self._answer_owner = conversation
         if not resumed and answer not in conversation.messages:
@@ -359,6 +446,7 @@ class ChatController(QObject):
             tokens_per_s=stats.tokens_per_s,
             stop_reason=stats.stop_reason,
             llama_cpp_version=info.llama_cpp_version if info else version("llama-cpp-python"),
+            dropped_messages=self._dropped,
         )
 
     def _hash_model(self, path: Path) -> None:
@@ -388,3 +476,10 @@ class ChatController(QObject):
         self.conversation.sampling = params
         if any(s.id == self.conversation.id for s in self.summaries):
             self.store.save_conversation(self.conversation)
+
+
+def dropped_notice(dropped: int, policy: str) -> str:
+    where = "from the middle" if policy == OverflowPolicy.KEEP_FIRST_LAST else "from the start"
+    many = f"{dropped} earlier messages {where} of this chat were" if dropped != 1 else \
+        f"1 earlier message {where} of this chat was"
+    return f"✂ The context is full: {many} not sent to the model for this answer."

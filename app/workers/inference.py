@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import paths
+from app.core.context_window import ContextFullError, OverflowPolicy, answer_reserve, fit_messages
 from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Message
 from app.core.sampling import SamplingParams
 
@@ -28,6 +29,8 @@ class InferenceWorker(QObject):
     token = Signal(int, str)  # request id, text delta
     finished = Signal(int, object)  # request id, GenerationStats
     failed = Signal(int, str, str)  # request id, kind, message
+    prompt_ready = Signal(int, int, int)  # request id, prompt tokens, earlier messages not sent
+    counted = Signal(int, int)  # count id, tokens
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,13 +67,37 @@ class InferenceWorker(QObject):
         else:
             self.loaded.emit(info)
 
-    @Slot(int, object, object, object, str)
+    @Slot(int, object)
+    def count(self, count_id: int, messages: Sequence[Message]) -> None:
+        """How many tokens a chat is, as the model reads it (for the context meter)."""
+        engine = self._engine
+        if engine.is_loaded:
+            self.counted.emit(count_id, len(engine.tokenize_chat(messages)))
+
+    def _fit(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
+             continue_text: str, policy: str) -> list[Message]:
+        """The part of the chat that fits the context, by the user's overflow policy."""
+        engine = self._engine
+        if engine.info is None:
+            return list(messages)  # stream() says that no model is loaded
+        n_ctx = engine.info.n_ctx
+        reserve = answer_reserve(n_ctx, sampling.max_tokens)
+        def count(chat: list[Message]) -> int:
+            return len(engine.tokenize_chat(chat, continue_text))
+
+        fit = fit_messages(list(messages), n_ctx, reserve, count, OverflowPolicy(policy))
+        self.prompt_ready.emit(request_id, fit.prompt_tokens, fit.dropped)
+        return fit.messages
+
+    @Slot(int, object, object, object, str, str)
     def generate(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
-                 cache_key: str | None = None, continue_text: str = "") -> None:
+                 cache_key: str | None = None, continue_text: str = "",
+                 policy: str = OverflowPolicy.DROP_OLDEST) -> None:
         if self._stopped(request_id):  # stopped while it waited in the queue
             self.finished.emit(request_id, GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
             return
         try:
+            messages = self._fit(request_id, messages, sampling, continue_text, policy)
             stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key,
                                          continue_text=continue_text)
             for event in stream:
@@ -80,6 +107,8 @@ class InferenceWorker(QObject):
                     self.finished.emit(request_id, event)
         except EngineError as error:
             self.failed.emit(request_id, error.kind, error.message)
+        except ContextFullError as error:
+            self.failed.emit(request_id, EngineError.CONTEXT_TOO_SMALL, error.message)
         except Exception as error:  # noqa: BLE001
             log.exception("generation failed")
             self.failed.emit(request_id, EngineError.GENERATION_FAILED, f"Generation failed: {error}")
@@ -96,7 +125,8 @@ class InferenceClient(QObject):
     """The GUI thread's handle on the inference thread: starts it, sends it work, stops it."""
 
     _load = Signal(str, object)
-    _generate = Signal(int, object, object, object, str)
+    _generate = Signal(int, object, object, object, str, str)
+    _count = Signal(int, object)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -107,11 +137,13 @@ class InferenceClient(QObject):
         self.worker.moveToThread(self._thread)
         self._load.connect(self.worker.load)
         self._generate.connect(self.worker.generate)
+        self._count.connect(self.worker.count)
         self._shutdown.connect(self.worker.shutdown)
         self._thread.finished.connect(self.worker.deleteLater)
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_done)
         self._last_id = 0
+        self._last_count = 0
         self._running: int | None = None
         self._thread.start()
 
@@ -123,18 +155,26 @@ class InferenceClient(QObject):
         self._load.emit(str(path), options)
 
     def generate(self, messages: Sequence[Message], sampling: SamplingParams,
-                 cache_key: str | None = None, continue_text: str = "") -> int | None:
+                 cache_key: str | None = None, continue_text: str = "",
+                 policy: str = OverflowPolicy.DROP_OLDEST) -> int | None:
         """Queue an answer; returns its request id, or None (refused) while one still runs.
 
         cache_key names the conversation, whose KV cache the engine keeps apart from others'.
         continue_text: the start of the answer, already written, for the model to carry on.
+        policy: what to leave out when the chat does not fit the context (an OverflowPolicy).
         """
         if self._running is not None:
             return None
         self._last_id += 1
         self._running = self._last_id
-        self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text)
+        self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text, str(policy))
         return self._last_id
+
+    def count(self, messages: Sequence[Message]) -> int:
+        """Queue a token count of a chat; `worker.counted` answers with the id returned."""
+        self._last_count += 1
+        self._count.emit(self._last_count, list(messages))
+        return self._last_count
 
     def stop(self) -> None:
         if self._running is not None:

@@ -509,3 +509,13 @@ def test_export_refuses_an_unknown_format_and_nothing_to_export(tmp_path: Path) 
 def test_exported_times_are_utc() -> None:
     conv = Conversation(created=T0, updated=T0)
     assert "Created: 2023-11-14 22:13 UTC" in to_markdown(conv)
+
+
+def test_a_file_written_before_dropped_messages_existed_still_imports() -> None:
+    doc = good_document()
+    records = [m["generation"] for c in doc["conversations"] for m in c["messages"] if m["generation"]]
+    assert records
+    for record in records:
+        del record["dropped_messages"]
+    conversations = from_json(json.dumps(doc))
+    assert all(m.generation.dropped_messages == 0 for c in conversations for m in c.messages if m.generation)

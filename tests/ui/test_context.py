@@ -1,0 +1,162 @@
+"""The context meter, the overflow policies (on a small context), the system prompt, load settings."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.context_window import OverflowPolicy
+from app.core.conversation import Conversation
+from app.core.store import ConversationStore
+from app.ui.main_window import MainWindow
+from tests.ui.test_conversations import seed_store
+from tests.ui.test_message_actions import send
+
+SMALL_CONTEXT = 512
+
+
+def reload_with_context(qtbot, window: MainWindow, n_ctx: int) -> None:
+    """Through the Model tab, as a user would: set the context length, press Reload."""
+    panel = window.load_settings_panel
+    panel.context.setValue(n_ctx)
+    assert panel.apply_button.isEnabled()
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000) as loaded:
+        panel.apply_button.click()
+    assert loaded.args[0].n_ctx == n_ctx
+    assert not panel.apply_button.isEnabled()  # the shown settings are the loaded ones
+
+
+def long_chat(turns: int = 12) -> Conversation:
+    chat = Conversation(title="Long chat", titled_by_user=True)
+    for i in range(turns):
+        chat.append("user", f"Question {i}: tell me about mountain number {i} and its animals.")
+        chat.append("assistant", f"Answer {i}: " + "The mountain is tall and the llamas graze there. " * 4)
+    return chat
+
+
+@pytest.fixture
+def small_window(qtbot, window):
+    reload_with_context(qtbot, window, SMALL_CONTEXT)
+    window.sampling_panel.rows["max_tokens"].spin.setValue(16)
+    window.sampling_panel.rows["temperature"].spin.setValue(0.0)
+    chat = long_chat()
+    seed_store(window, chat)
+    window.controller.open_conversation(chat.id)
+    return window
+
+
+def stored(window: MainWindow, conversation_id: str) -> Conversation:
+    store = ConversationStore(window.store.path)
+    try:
+        return store.load(conversation_id)
+    finally:
+        store.close()
+
+
+def test_the_meter_counts_the_draft_as_the_user_types(qtbot, window) -> None:
+    meter = window.context_meter
+    qtbot.waitUntil(lambda: meter.n_ctx == window.controller.model.n_ctx, timeout=5_000)
+    empty = meter.used
+    qtbot.keyClicks(window.composer, "Tell me everything about llamas, alpacas and vicunas. " * 5)
+    qtbot.waitUntil(lambda: meter.used > empty + 40, timeout=5_000)
+    assert f"/ {meter.n_ctx:,} tokens" in meter.bar.text()
+
+
+def test_the_meter_follows_the_answer_and_ends_at_its_exact_count(qtbot, window) -> None:
+    window.sampling_panel.rows["max_tokens"].spin.setValue(40)
+    seen: list[int] = []
+    window.controller.context_used.connect(lambda used, _n: seen.append(used))
+    with qtbot.waitSignal(window.controller.answer_finished, timeout=60_000) as finished:
+        qtbot.keyClicks(window.composer, "Write a poem about the Andes.")
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    stats = finished.args[0]
+    assert len(set(seen)) >= 3, "the meter did not move while the answer streamed"
+    assert window.context_meter.used == stats.prompt_tokens + stats.completion_tokens
+
+
+@pytest.mark.parametrize("policy, where", [(OverflowPolicy.DROP_OLDEST, "from the start"),
+                                           (OverflowPolicy.KEEP_FIRST_LAST, "from the middle")])
+def test_overflow_drops_turns_and_says_so(qtbot, small_window, policy, where) -> None:
+    window = small_window
+    window.context_meter.set_policy(policy)
+    conversation = window.controller.conversation
+    before = len(conversation.messages)
+    send(qtbot, window, "And which mountain is the tallest?")
+    answer = conversation.thread()[-1]
+    assert answer.role == "assistant" and answer.text
+    record = answer.generation
+    assert record.dropped_messages > 0
+    assert record.prompt_tokens + record.completion_tokens <= SMALL_CONTEXT
+    assert "were not sent to the model for this answer" in window.chat_view.toPlainText()
+    assert where in window.chat_view.toPlainText()
+    assert len(conversation.messages) == before + 2  # nothing is deleted from the chat itself
+    again = stored(window, conversation.id)
+    assert len(again.messages) == before + 2 and again.thread()[-1].generation.dropped_messages > 0
+
+
+def test_stop_policy_refuses_and_changes_nothing(qtbot, small_window) -> None:
+    window = small_window
+    window.context_meter.set_policy(OverflowPolicy.STOP)
+    conversation = window.controller.conversation
+    before = [m.text for m in conversation.thread()]
+    with qtbot.waitSignal(window.controller.error, timeout=60_000) as error:
+        qtbot.keyClicks(window.composer, "And which mountain is the tallest?")
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    assert "context" in error.args[0]
+    qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+    assert window.banner.isVisible()
+    assert [m.text for m in conversation.thread()] == before
+    assert [m.text for m in stored(window, conversation.id).thread()] == before
+    assert window.composer.toPlainText() == "And which mountain is the tallest?"  # nothing typed is lost
+    window.context_meter.set_policy(OverflowPolicy.DROP_OLDEST)  # the user picks another policy
+    window.composer.clear()
+    send(qtbot, window, "And which mountain is the tallest?")
+    assert conversation.thread()[-1].generation.dropped_messages > 0
+
+
+def test_a_prompt_larger_than_the_context_is_refused_under_every_policy(qtbot, small_window) -> None:
+    window = small_window
+    huge = "llama " * 1500
+    for policy in OverflowPolicy:
+        window.context_meter.set_policy(policy)
+        with qtbot.waitSignal(window.controller.error, timeout=60_000) as error:
+            window.composer.setPlainText(huge)
+            window.composer.submit()
+        assert "context holds" in error.args[0]
+        qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+        window.composer.clear()
+    send(qtbot, window, "Still there?")  # the app carries on
+    assert window.controller.conversation.thread()[-1].text
+
+
+def test_the_system_prompt_is_saved_with_the_conversation_and_sent(qtbot, window) -> None:
+    window.sampling_panel.rows["max_tokens"].spin.setValue(8)
+    send(qtbot, window, "Hello")
+    conversation = window.controller.conversation
+    panel = window.system_prompt_panel
+    counted: list[int] = []
+    window.controller.context_used.connect(lambda used, _n: counted.append(used))
+    panel.editor.setPlainText("You are a pirate. Answer like one.")
+    panel.commit()
+    assert conversation.system_prompt == "You are a pirate. Answer like one."
+    assert stored(window, conversation.id).system_prompt == "You are a pirate. Answer like one."
+    assert window.side_tabs.tabText(1) == "System prompt •"
+    send(qtbot, window, "Who are you?")
+    assert window.controller.conversation.thread()[-1].generation.prompt_tokens > 20
+    window.controller.new_conversation()
+    assert panel.prompt() == "You are a pirate. Answer like one."  # a new chat starts with it
+
+
+def test_saved_system_prompts(qtbot, window) -> None:
+    panel = window.system_prompt_panel
+    panel.editor.setPlainText("Always answer in French.")
+    panel.save_named("French")
+    names = [panel.saved.itemData(i) for i in range(panel.saved.count())]
+    assert "French" in names and "Helpful assistant" in names
+    panel.editor.setPlainText("")
+    panel.commit()
+    panel.saved.activated.emit(names.index("French"))
+    assert panel.prompt() == "Always answer in French."
+    assert window.controller.conversation.system_prompt == "Always answer in French."
+    panel.save_named("Helpful assistant")  # built in: refused, with a reason
+    assert "built-in" in panel.hint.text()
