@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -15,23 +15,37 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 import app
 from app.core.engine_types import GenerationStats, ModelInfo
+from app.core.markdown_render import plain_text
 from app.core.store import ConversationStore, default_store_path
 from app.ui import transcript_actions
 from app.ui.chat_controller import ChatController
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
+from app.ui.context_meter import ContextMeter
 from app.ui.conversation_list import ConversationList
+from app.ui.load_settings_panel import LoadSettingsPanel
+from app.ui.preferences import THEMES, Preferences, step_text_size
 from app.ui.sampling_panel import SamplingPanel, SamplingSettings
+from app.ui.system_prompt_panel import SystemPromptPanel
+from app.ui.theme import apply_theme
 from app.workers.background import run_in_background, wait_for_background_tasks
 from app.workers.inference import InferenceClient
 
 UNDO_SECONDS = 8
+COUNT_PAUSE_MS = 250  # the context meter counts the draft once typing pauses this long
+SHORTCUTS_HELP = (
+    ("Enter", "Send"), ("Shift+Enter", "New line"), ("Esc", "Stop the answer / cancel an edit"),
+    ("Ctrl+N", "New chat"), ("Ctrl+K", "Search chats"), ("Ctrl+E", "Export"),
+    ("Ctrl+Shift+C", "Copy the last answer"), ("Ctrl+= / Ctrl+-", "Bigger / smaller text"),
+    ("Ctrl+0", "Default text size"), ("F2", "Rename the chat"), ("Ctrl+O", "Open a GGUF model"),
+)
 
 
 class MainWindow(QMainWindow):
@@ -40,30 +54,40 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(app.APP_NAME)
         self.resize(1200, 760)
+        self.preferences = Preferences()
         self.store = store or ConversationStore(default_store_path())
         self.chat_view = ChatView()
         self.composer = Composer()
+        self.context_meter = ContextMeter()
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("sendButton")
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            "QLabel#banner { background: #fdecea; color: #611a15; padding: 8px; border-radius: 4px; }"
-        )
         self.banner.hide()
         self._build_undo_bar()
         self._editing: str | None = None  # the message being edited in the composer
         self.sampling = SamplingSettings(parent=self)
         self.sampling_panel = SamplingPanel(self.sampling)
+        self.system_prompt_panel = SystemPromptPanel()
+        self.load_settings_panel = LoadSettingsPanel()
         self.conversation_list = ConversationList()
         self.controller = ChatController(
             self.chat_view, self.sampling, client or InferenceClient(self), self.store, parent=self
         )
+        self.context_meter.set_policy(self.preferences.overflow_policy)
+        self.controller.overflow_policy = self.context_meter.current_policy()
+        self._count_timer = QTimer(self, singleShot=True, interval=COUNT_PAUSE_MS)
         self._build_layout()
         self._build_menus()
         self._build_status_bar()
         self._connect()
+        self.set_theme(self.preferences.theme)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_system_colors_changed)
+        self._default_text_size = self.chat_view.text_size()
+        if self.preferences.text_size:
+            self.set_text_size(self.preferences.text_size)
+        self._restore_state()
         self._refresh_conversations()
 
     # -- construction ---------------------------------------------------------------------------
@@ -76,7 +100,7 @@ class MainWindow(QMainWindow):
         row.setContentsMargins(8, 2, 8, 2)
         row.addWidget(self.undo_label, 1)
         row.addWidget(self.undo_button)
-        self.undo_bar.setStyleSheet("background: #fff4d6; border-radius: 4px;")
+        self.undo_bar.setObjectName("undoBar")
         self.undo_bar.hide()
         self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
         self._undo_timer.timeout.connect(self._forget_deleted)
@@ -94,13 +118,40 @@ class MainWindow(QMainWindow):
         row.addWidget(self.composer, 1)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         column.addLayout(row)
+        column.addWidget(self.context_meter)
         splitter = QSplitter()
+        splitter.setObjectName("mainSplitter")
         splitter.addWidget(self.conversation_list)
         splitter.addWidget(center)
-        splitter.addWidget(self.sampling_panel)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setObjectName("sideTabs")
+        self.side_tabs.addTab(self.sampling_panel, "Sampling")
+        self.side_tabs.addTab(self.system_prompt_panel, "System prompt")
+        self.side_tabs.addTab(self.load_settings_panel, "Model")
+        splitter.addWidget(self.side_tabs)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 680, 280])
+        self.splitter = splitter
         self.setCentralWidget(splitter)
+
+    def _restore_state(self) -> None:
+        """Geometry, splitter positions and the last conversation, as they were at the last close."""
+        prefs = self.preferences
+        if prefs.geometry is not None:
+            self.restoreGeometry(prefs.geometry)
+        if prefs.splitter is not None:
+            self.splitter.restoreState(prefs.splitter)
+        last = prefs.last_conversation
+        if last and any(s.id == last for s in self.controller.summaries):
+            self.controller.open_conversation(last)
+
+    def _save_state(self) -> None:
+        prefs = self.preferences
+        prefs.geometry = self.saveGeometry()
+        prefs.splitter = self.splitter.saveState()
+        conversation = self.controller.conversation
+        saved = any(s.id == conversation.id for s in self.controller.summaries)
+        prefs.last_conversation = conversation.id if saved else ""
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -122,15 +173,34 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         chat_menu = self.menuBar().addMenu("&Chat")
+        self._action(chat_menu, "&Stop the answer", self._escape, Qt.Key.Key_Escape)
+        self._action(chat_menu, "&Copy the last answer", self.copy_last_answer, "Ctrl+Shift+C")
+        chat_menu.addSeparator()
         self._action(chat_menu, "&Rename", self.conversation_list.rename_current, "F2")
         self._action(chat_menu, "&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
+        self._build_view_menu()
         model_menu = self.menuBar().addMenu("&Model")
         self._action(model_menu, "&Open GGUF file…", self._choose_model, "Ctrl+O")
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts)
         self._action(help_menu, "&About Llamadesk", self._about)
-        stop = QAction("Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
-        stop.triggered.connect(self._escape)
-        self.addAction(stop)
+
+    def _build_view_menu(self) -> None:
+        view_menu = self.menuBar().addMenu("&View")
+        theme_menu = view_menu.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for name in THEMES:
+            label = {"system": "Follow the &system", "light": "&Light", "dark": "&Dark"}[name]
+            action = self._action(theme_menu, label, lambda _=False, n=name: self.set_theme(n))
+            action.setCheckable(True)
+            group.addAction(action)
+            self.theme_actions[name] = action
+        view_menu.addSeparator()
+        bigger = self._action(view_menu, "&Bigger text", lambda: self.step_text_size(1), "Ctrl+=")
+        bigger.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
+        self._action(view_menu, "&Smaller text", lambda: self.step_text_size(-1), "Ctrl+-")
+        self._action(view_menu, "&Default text size", self.reset_text_size, "Ctrl+0")
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -155,7 +225,18 @@ class MainWindow(QMainWindow):
         c.answer_finished.connect(self._on_answer_finished)
         c.conversations_changed.connect(self._refresh_conversations)
         c.conversation_shown.connect(self.conversation_list.select)
+        c.conversation_shown.connect(self._show_system_prompt)
+        c.context_used.connect(self.context_meter.show_usage)
+        c.draft_returned.connect(self._return_draft)
+        c.conversation_shown.connect(self._count_timer.start)
+        c.model_failed.connect(self.context_meter.show_no_model)
+        self.composer.textChanged.connect(self._count_timer.start)
+        self._count_timer.timeout.connect(lambda: c.count_context(self.composer.toPlainText()))
+        self.context_meter.policy_changed.connect(self._on_policy_changed)
+        self.system_prompt_panel.changed.connect(self._on_system_prompt_changed)
+        self.load_settings_panel.apply_requested.connect(self._reload_model)
         self.chat_view.action_requested.connect(self._on_message_action)
+        self.chat_view.link_opened.connect(lambda url: self.show_info(f"Opened {url} in the browser"))
         listing.new_requested.connect(c.new_conversation)
         listing.selected.connect(c.open_conversation)
         listing.renamed.connect(c.rename)
@@ -179,7 +260,14 @@ class MainWindow(QMainWindow):
         c = self.controller
         if action == "copy":
             QApplication.clipboard().setText(c.message_text(message_id))
-            self.show_info("Copied to the clipboard")
+            self.show_info("Copied to the clipboard (Markdown)")
+        elif action == "copy-plain":
+            QApplication.clipboard().setText(plain_text(c.message_text(message_id)))
+            self.show_info("Copied to the clipboard (plain text)")
+        elif action == "copy-code":
+            message_id, _, index = message_id.rpartition(":")
+            QApplication.clipboard().setText(self.chat_view.code_block(message_id, int(index)))
+            self.show_info("Code copied to the clipboard")
         elif action == "edit":
             self._editing = message_id
             self.composer.setPlainText(c.message_text(message_id))
@@ -193,6 +281,52 @@ class MainWindow(QMainWindow):
             c.regenerate(message_id)
         elif action == "continue":
             c.continue_answer(message_id)
+
+    def copy_last_answer(self) -> None:
+        answers = [m for m in self.controller.conversation.thread() if m.role == "assistant"]
+        if not answers or not answers[-1].text:
+            self.show_info("There is no answer to copy yet")
+            return
+        QApplication.clipboard().setText(answers[-1].text)
+        self.show_info("Copied the last answer to the clipboard")
+
+    # -- look -----------------------------------------------------------------------------------
+
+    def set_theme(self, choice: str) -> None:
+        self.preferences.theme = choice
+        self.theme_actions[choice].setChecked(True)
+        self.colors = apply_theme(choice)
+        c = self.colors
+        self.banner.setStyleSheet(f"QLabel#banner {{ background: {c.banner_bg}; color: {c.banner_fg};"
+                                  " padding: 8px; border-radius: 4px; }")
+        self.undo_bar.setStyleSheet(f"QWidget#undoBar {{ background: {c.notice_bg}; border-radius: 4px; }}"
+                                    f" QLabel {{ color: {c.notice_fg}; }}")
+        self.chat_view.set_colors(c)
+
+    def _on_system_colors_changed(self, _scheme) -> None:
+        if self.preferences.theme == "system":
+            self.set_theme("system")
+
+    def set_text_size(self, points: float) -> None:
+        self.chat_view.set_text_size(points)
+        font = self.composer.font()
+        font.setPointSizeF(points)
+        self.composer.setFont(font)
+
+    def step_text_size(self, step: int) -> None:
+        size = step_text_size(round(self.chat_view.text_size()), step)
+        self.set_text_size(size)
+        self.preferences.text_size = size
+        self.show_info(f"Text size {size} pt")
+
+    def reset_text_size(self) -> None:
+        self.set_text_size(self._default_text_size)
+        self.preferences.text_size = 0
+        self.show_info("Default text size")
+
+    def _show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in SHORTCUTS_HELP)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellpadding='3'>{rows}</table>")
 
     def _stop_editing(self) -> None:
         if self._editing is not None:
@@ -217,6 +351,29 @@ class MainWindow(QMainWindow):
         self.send_button.setText("Stop" if generating else "Send")
         self.send_button.setToolTip("Stop the answer (Esc)" if generating else "Send (Enter)")
 
+    def _show_system_prompt(self, _conversation_id: str = "") -> None:
+        text = self.controller.conversation.system_prompt
+        self.system_prompt_panel.set_prompt(text)
+        self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
+
+    def _on_system_prompt_changed(self, text: str) -> None:
+        self.controller.set_system_prompt(text)
+        self._count_timer.start()
+        self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
+
+    def _return_draft(self, text: str) -> None:
+        if not self.composer.toPlainText().strip():
+            self.composer.setPlainText(text)
+
+    def _on_policy_changed(self, policy: str) -> None:
+        self.controller.overflow_policy = policy
+        self.preferences.overflow_policy = policy
+        self._count_timer.start()  # the meter's words depend on the policy
+
+    def _reload_model(self, options) -> None:
+        if not self.controller.reload_model(options):
+            self.show_error("The model can be reloaded once it is loaded and not answering.")
+
     def _on_model_loading(self, path: str) -> None:
         self.model_label.setText(f"Loading {Path(path).stem}…")
         self.backend_label.setText("")
@@ -229,6 +386,9 @@ class MainWindow(QMainWindow):
         if info.gpu_layers:
             backend += f" · {info.gpu_layers}/{info.n_layers + 1} layers on GPU"
         self.backend_label.setText(backend)
+        self.load_settings_panel.set_options(self.controller.load_options)
+        self.load_settings_panel.show_model(info)
+        self._count_timer.start()
 
     def _on_answer_finished(self, stats: GenerationStats) -> None:
         self.speed_label.setText(f"{stats.tokens_per_s:.1f} tok/s")
@@ -301,6 +461,7 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self._save_state()
         self.controller.shutdown()
         wait_for_background_tasks()
         super().closeEvent(event)

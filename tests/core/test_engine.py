@@ -55,7 +55,7 @@ def test_streams_an_answer_with_plausible_stats(engine: Engine) -> None:
     assert 3 <= stats.completion_tokens <= 64
     assert stats.stop_reason == "eos"
     assert 0 < stats.ttft_s < stats.total_s
-    assert stats.tokens_per_s > 5
+    assert stats.tokens_per_s > 0  # speed itself is measured by bench/stream.py, not asserted
 
 
 def test_greedy_is_repeatable_and_max_tokens_is_exact(engine: Engine) -> None:

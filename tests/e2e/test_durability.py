@@ -65,7 +65,7 @@ def test_a_killed_answer_keeps_everything_streamed_a_second_before(seed, tmp_pat
     assert answer.id == ids["answer"] and answer.incomplete
     streamed = "".join(text for _, text in pieces)
     streamed_a_second_before = "".join(text for at, text in pieces if at <= killed_at - 1.0)
-    assert len(streamed_a_second_before) > 20, "too little streamed to prove anything"
+    assert len(streamed_a_second_before) >= 20, "too little streamed to prove anything"
     assert streamed.startswith(answer.text), "the stored answer is what was streamed"
     assert answer.text.startswith(streamed_a_second_before), (
         f"lost text streamed over a second before the kill: stored {len(answer.text)} chars, "
