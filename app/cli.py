@@ -1,4 +1,4 @@
-"""Sub-commands for scripts and terminal users: conversations, export, import.
+"""Sub-commands for scripts and terminal users: conversations, export, import, models.
 
 Output is stable: scripts rely on it. Exit codes: 0 success, 1 bad input or failure (with a
 one-line message on stderr), 2 wrong usage (argparse).
@@ -7,7 +7,9 @@ one-line message on stderr), 2 wrong usage (argparse).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +34,15 @@ def add_commands(subparsers) -> None:
                         help="a file; a folder for several conversations in md, html or txt")
     import_ = subparsers.add_parser("import", help="add the conversations of a Llamadesk JSON file")
     import_.add_argument("file", type=Path)
+    models = subparsers.add_parser("models", help="list, inspect or download GGUF models")
+    actions = models.add_subparsers(dest="models_action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="every model in the library, one per line")
+    info = actions.add_parser("info", help="a model's header facts and memory needs, as JSON")
+    info.add_argument("path", type=Path)
+    download = actions.add_parser("download", help="download a GGUF file from Hugging Face")
+    download.add_argument("repo_id")
+    download.add_argument("filename")
+    download.add_argument("--token", help="a Hugging Face access token (default: the saved one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    if args.command == "models":
+        return models_command(args)
     try:
         store = ConversationStore(default_store_path())
     except StoreError as error:
@@ -96,4 +109,86 @@ def import_file(store: ConversationStore, path: Path) -> int:
     conversations = read_json_file(path)  # validates everything before writing anything
     for conversation_id in store.insert_conversations(conversations):
         print(f"imported\t{conversation_id}\t{_one_line(store.load(conversation_id).title)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def models_command(args: argparse.Namespace) -> int:
+    try:
+        if args.models_action == "list":
+            return list_models()
+        if args.models_action == "info":
+            return model_info(args.path)
+        return download_model(args.repo_id, args.filename, args.token)
+    except UserFacingError as error:
+        print(_one_line(error.message), file=sys.stderr)
+        return 1
+
+
+def list_models() -> int:
+    """One line each, tab-separated: name, architecture, quantisation, size, trained context,
+    path. A broken model shows `broken: REASON` in place of its architecture and `-` for what
+    its header would have told."""
+    from app.core.library import ModelLibrary, human_size
+
+    for entry in ModelLibrary().scan():
+        if entry.header is None:
+            columns = [entry.name, f"broken: {entry.error}", "-", human_size(entry.size), "-"]
+        else:
+            h = entry.header
+            columns = [entry.name, h.architecture, h.quantization, human_size(entry.size),
+                       str(h.context_length or "-")]
+        print("\t".join(_one_line(c) for c in [*columns, str(entry.path)]))
+    return 0
+
+
+def model_info(path: Path) -> int:
+    """The header's facts and the memory estimate for the default load (context min(trained,
+    4096), CPU only), with the verdict against the RAM available now, as one JSON object."""
+    from app.core import memory
+    from app.core.gguf_info import read_model
+    from app.core.system import available_ram_bytes
+
+    header = read_model(path)
+    n_ctx = min(header.context_length or 4096, 4096)
+    estimate = memory.estimate(header, n_ctx, n_gpu_layers=0)
+    available = available_ram_bytes()
+    facts = {"path": str(header.path), **header.facts()}
+    facts["memory"] = {**estimate.as_dict(), "available_ram": available,
+                       "verdict": memory.verdict(estimate, available, None)}
+    print(json.dumps(facts, indent=2, ensure_ascii=False))
+    return 0
+
+
+def download_model(repo_id: str, filename: str, token: str | None) -> int:
+    """Progress on stderr as one updating line; the library path of the file on stdout."""
+    from app import paths
+    from app.core import hub
+    from app.core.library import human_size
+
+    last = 0.0
+
+    def show(p: hub.DownloadProgress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 0.25 and p.done < p.total:
+            return
+        last = now
+        share = f"{p.done / p.total:6.1%}" if p.total else "     ?"
+        left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        print(f"\r{share} {human_size(p.done)} of {human_size(p.total)} at "
+              f"{human_size(int(p.bytes_per_s))}/s{left}   ", end="", file=sys.stderr, flush=True)
+
+    try:
+        path = hub.download(repo_id, filename, dest_dir=paths.models_dir(),
+                            token=token or hub.load_token(), progress=show)
+    except KeyboardInterrupt:
+        print("\nDownload cancelled.", file=sys.stderr)
+        return 1
+    finally:
+        if last:
+            print(file=sys.stderr)  # end the progress line
+    print(path)
     return 0

@@ -3,12 +3,18 @@
 llama.cpp answers every broken file with "Failed to load model from file". Reading the header
 ourselves lets the user hear what is actually wrong: not a GGUF file, a corrupt header, or a
 file cut short (the tensors it declares end past the end of the file).
+
+The header alone also tells what the library shows: parameter count, quantisation, trained
+context, layers, licence. Models split by llama.cpp's gguf-split (`name-00001-of-00003.gguf`)
+are read as one model with read_model().
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,6 +51,18 @@ GGML_TYPE_NAMES = {
     23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16",
     34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
 }
+# general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_* names (llama.h), the names users know.
+LLAMA_FTYPE_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M",
+    30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+}
+_FTYPE_GUESSED = 1024  # a flag llama.cpp sets on a file type it guessed
+
+# llama.cpp's split naming: <prefix>-00001-of-00003.gguf (parts numbered from 1).
+_SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 
 
 class GGUFError(UserFacingError):
@@ -93,8 +111,9 @@ class GGUFHeader:
     metadata: dict[str, Any]
     tensors: list[TensorInfo]
     data_offset: int
-    file_size: int
+    file_size: int  # all parts together for a split model
     required_size: int = field(default=0)
+    parts: tuple[Path, ...] = ()  # every file of the model, part 1 first; (path,) when not split
 
     @property
     def architecture(self) -> str:
@@ -109,11 +128,38 @@ class GGUFHeader:
 
     @property
     def context_length(self) -> int | None:
-        return self.arch_value("context_length")
+        """The context the model was trained for."""
+        value = self.arch_value("context_length")
+        return int(value) if isinstance(value, int) else None
 
     @property
     def block_count(self) -> int:
+        """Repeating layers (llama.cpp's n_layer), without the input and output layers."""
         return int(self.arch_value("block_count", 0) or 0)
+
+    @property
+    def license(self) -> str | None:
+        value = self.metadata.get("general.license")
+        return str(value) if value else None
+
+    @property
+    def parameter_count(self) -> int:
+        """Sum of every tensor's elements (a tied output layer is counted once)."""
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def quantization(self) -> str:
+        """llama.cpp's name for general.file_type, else the tensor type holding the most bytes."""
+        file_type = self.metadata.get("general.file_type")
+        if isinstance(file_type, int) and (file_type & ~_FTYPE_GUESSED) in LLAMA_FTYPE_NAMES:
+            return LLAMA_FTYPE_NAMES[file_type & ~_FTYPE_GUESSED]
+        by_bytes: Counter[int] = Counter()
+        for t in self.tensors:
+            by_bytes[t.ggml_type] += t.n_bytes or 0
+        if not by_bytes:
+            return "unknown"
+        ggml_type = by_bytes.most_common(1)[0][0]
+        return GGML_TYPE_NAMES.get(ggml_type, f"type {ggml_type}")
 
     @property
     def has_chat_template(self) -> bool:
@@ -123,20 +169,64 @@ class GGUFHeader:
     def weights_bytes(self) -> int:
         return sum(t.n_bytes or 0 for t in self.tensors)
 
-    def kv_cache_bytes(self, n_ctx: int, bytes_per_value: int = 2) -> int:
-        """The K and V caches for n_ctx tokens at f16, llama.cpp's default cache type."""
+    def kv_values_per_token(self) -> list[int]:
+        """K and V values one token adds to each layer's cache (GQA: head_count_kv heads).
+
+        Layers without attention (recurrent layers of hybrid models) hold 0; so does every
+        layer when the header lacks the attention keys.
+        """
         n_embd = int(self.arch_value("embedding_length", 0) or 0)
-        n_head = int(self.arch_value("attention.head_count", 0) or 0)
-        n_head_kv = self.arch_value("attention.head_count_kv", n_head) or n_head
-        if isinstance(n_head_kv, list):  # per-layer values in some architectures
-            n_head_kv = max(n_head_kv) if n_head_kv else n_head
-        if not (n_embd and n_head):
-            return 0
-        head_dim = n_embd // n_head
-        k_dim = int(self.arch_value("attention.key_length", head_dim) or head_dim)
-        v_dim = int(self.arch_value("attention.value_length", head_dim) or head_dim)
-        per_token = self.block_count * int(n_head_kv) * (k_dim + v_dim) * bytes_per_value
-        return n_ctx * per_token
+        head_count = self.arch_value("attention.head_count", 0)
+        head_count_kv = self.arch_value("attention.head_count_kv", head_count)
+        values = []
+        for layer in range(self.block_count):
+            n_head = _per_layer(head_count, layer)
+            n_head_kv = _per_layer(head_count_kv, layer, default=n_head)
+            head_dim = n_embd // n_head if n_head else 0
+            k_dim = int(self.arch_value("attention.key_length", head_dim) or head_dim)
+            v_dim = int(self.arch_value("attention.value_length", head_dim) or head_dim)
+            values.append(n_head_kv * (k_dim + v_dim) if n_head else 0)
+        return values
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_value: float = 2) -> int:
+        """The K and V caches for n_ctx tokens; 2 bytes a value is f16, llama.cpp's default."""
+        return round(n_ctx * sum(self.kv_values_per_token()) * bytes_per_value)
+
+    def facts(self) -> dict[str, Any]:
+        """What the header says about the model, JSON-ready (for `models info` and the library)."""
+        head_count_kv = self.arch_value("attention.head_count_kv")
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "quantization": self.quantization,
+            "parameters": self.parameter_count,
+            "size_label": self.metadata.get("general.size_label"),
+            "license": self.license,
+            "context_length": self.context_length,
+            "layers": self.block_count,
+            "embedding_length": self.arch_value("embedding_length"),
+            "head_count": _plain(self.arch_value("attention.head_count")),
+            "head_count_kv": _plain(head_count_kv),
+            "has_chat_template": self.has_chat_template,
+            "gguf_version": self.version,
+            "tensors": len(self.tensors),
+            "weights_bytes": self.weights_bytes,
+            "file_size": self.file_size,
+            "parts": [str(p) for p in self.parts or (self.path,)],
+        }
+
+
+def _per_layer(value: Any, layer: int, default: int = 0) -> int:
+    """A hyperparameter that is one number, or a list with one per layer."""
+    if isinstance(value, list):
+        return int(value[layer]) if layer < len(value) else default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return default  # missing, or a per-layer array too long to have been kept
+
+
+def _plain(value: Any) -> Any:
+    return None if isinstance(value, ArraySummary) else value
 
 
 class _Reader:
@@ -237,7 +327,7 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
         alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
         end_of_infos = f.tell()
     data_offset = (end_of_infos + alignment - 1) // alignment * alignment
-    header = GGUFHeader(path, version, metadata, tensors, data_offset, file_size)
+    header = GGUFHeader(path, version, metadata, tensors, data_offset, file_size, parts=(path,))
     header.required_size = data_offset + max(
         (t.offset + (t.n_bytes or 0) for t in tensors), default=0
     )
@@ -250,3 +340,62 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             "interrupted download or copy; download it again.",
         )
     return header
+
+
+def split_name(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
+    """(prefix, part number from 1, part count) for a gguf-split file name, else None."""
+    match = _SPLIT_NAME.match(Path(path).name)
+    if not match:
+        return None
+    number, count = int(match["no"]), int(match["count"])
+    return (match["prefix"], number, count) if 1 <= number <= count else None
+
+
+def split_parts(path: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Every file of the model `path` belongs to, part 1 first, whether they exist or not."""
+    path = Path(path)
+    split = split_name(path)
+    if split is None or split[2] == 1:
+        return (path,)
+    prefix, _, count = split
+    return tuple(path.with_name(f"{prefix}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1))
+
+
+def read_model(path: str | os.PathLike[str]) -> GGUFHeader:
+    """The header of a whole model: read_header() for one file; for a split model (any of
+    its parts may be given) part 1's metadata with every part's tensors and sizes summed.
+
+    The returned header's `path` is part 1, the file llama.cpp must be given.
+    """
+    parts = split_parts(path)
+    if len(parts) == 1:
+        return read_header(parts[0])
+    prefix, _, count = split_name(parts[0]) or ("", 0, 0)
+    missing = [p for p in parts if not p.exists()]
+    if missing:
+        numbers = ", ".join(str(parts.index(p) + 1) for p in missing)
+        raise GGUFError(
+            "missing",
+            f"{prefix} is split into {count} files but part{'s' if len(missing) > 1 else ''} "
+            f"{numbers} ({missing[0].name}{', ...' if len(missing) > 1 else ''}) "
+            f"{'are' if len(missing) > 1 else 'is'} missing from {parts[0].parent}.",
+        )
+    headers = [read_header(p) for p in parts]
+    first = headers[0]
+    declared = first.metadata.get("split.count")
+    if declared is not None and declared != count:
+        raise GGUFError("corrupt", f"{first.path.name} says the model has {declared} parts, "
+                                   f"but its name says {count}.")
+    for number, header in enumerate(headers):
+        found = header.metadata.get("split.no", number)
+        if found != number:
+            raise GGUFError("corrupt", f"{header.path.name} holds part {found + 1} of the model, "
+                                       f"not part {number + 1} as its name says.")
+    tensors = [t for h in headers for t in h.tensors]
+    expected = first.metadata.get("split.tensors.count")
+    if expected is not None and expected != len(tensors):
+        raise GGUFError("corrupt", f"{prefix} should hold {expected:,} tensors but its {count} "
+                                   f"parts hold {len(tensors):,}.")
+    return GGUFHeader(first.path, first.version, first.metadata, tensors, first.data_offset,
+                      sum(h.file_size for h in headers), sum(h.required_size for h in headers),
+                      parts=parts)
