@@ -12,13 +12,14 @@ import logging
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from app.core import backends
+from app.core import backends, memory
 from app.core.engine_types import (  # noqa: F401 - re-exported: the engine's vocabulary
     EngineError,
     GenerationStats,
@@ -26,7 +27,7 @@ from app.core.engine_types import (  # noqa: F401 - re-exported: the engine's vo
     Message,
     ModelInfo,
 )
-from app.core.gguf_info import GGUFError, GGUFHeader, read_header
+from app.core.gguf_info import GGUFError, GGUFHeader, read_model, split_name
 from app.core.kv_cache import KVCacheStore, Snapshot, restore_snapshot, take_snapshot
 from app.core.sampling import SamplingParams
 from app.core.system import available_ram_bytes, default_threads
@@ -41,8 +42,12 @@ FALLBACK_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 FALLBACK_STOPS = ("<|im_end|>", "<|im_start|>")
-# Compute buffers and runtime beyond weights and KV cache; generous on purpose.
-_RUNTIME_OVERHEAD = 256 * 1024 * 1024
+# llama.cpp's ggml type for each KV cache type a user may choose (memory.KV_BYTES_PER_VALUE).
+_GGML_TYPE_BF16 = 30  # ggml.h; llama_cpp exports no name for it
+_KV_TYPES = {"f32": llama_cpp.GGML_TYPE_F32, "f16": llama_cpp.GGML_TYPE_F16, "bf16": _GGML_TYPE_BF16,
+             "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q5_1": llama_cpp.GGML_TYPE_Q5_1,
+             "q5_0": llama_cpp.GGML_TYPE_Q5_0, "q4_1": llama_cpp.GGML_TYPE_Q4_1,
+             "q4_0": llama_cpp.GGML_TYPE_Q4_0, "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL}
 _KV_MEMORY_BUDGET = 1024**3  # recent conversations' KV caches kept in RAM besides the disk copy
 
 
@@ -112,16 +117,63 @@ class Engine:
         return self._llm is not None
 
     def load(self, path: str | Path, options: LoadOptions = LoadOptions()) -> ModelInfo:
-        """Load a GGUF model, replacing the current one. On failure the engine holds no model."""
+        """Load a GGUF model, replacing the current one. On failure the engine holds no model.
+
+        A split model loads from any of its parts. If loading with GPU layers fails, the model
+        is loaded on the CPU instead and ModelInfo.gpu_note says why.
+        """
         self.unload()
-        path = Path(path)
-        header = self._check_header(path)
+        header = self._check_header(Path(path))
+        path = header.path  # part 1 of a split model
         n_ctx = options.n_ctx or int(header.context_length or 4096)
+        offload = backends.gpu_offload_supported()
+        note = ""
+        if options.n_gpu_layers != 0 and not offload:
+            note = f"This llama.cpp build has no GPU backend ({backends.backend_name()}): every layer " \
+                   "runs on the CPU. See README to build with CUDA, Metal or Vulkan."
+            options = replace(options, n_gpu_layers=0)
         self._check_fits(header, n_ctx, options)
+        try:
+            llm = self._create(path, n_ctx, options, header)
+        except EngineError as error:
+            if options.n_gpu_layers == 0 or error.kind == EngineError.UNSUPPORTED_ARCHITECTURE:
+                raise
+            log.warning("loading with %d GPU layers failed (%s); retrying on the CPU",
+                        options.n_gpu_layers, error.message)
+            note = f"Loaded on the CPU: offloading to the GPU failed ({_first_line(error.message)})."
+            options = replace(options, n_gpu_layers=0)
+            self._check_fits(header, n_ctx, options)
+            llm = self._create(path, n_ctx, options, header)
+        self._llm = llm
+        stat = path.stat()
+        self._fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
+                            f"{llama_cpp.__version__}"
+        self._set_up_chat_format(llm)
+        n_layers = header.block_count
+        offloaded = 0
+        if offload and options.n_gpu_layers != 0:
+            wanted = options.n_gpu_layers if options.n_gpu_layers > 0 else n_layers + 1
+            offloaded = min(wanted, n_layers + 1)
+        self.info = ModelInfo(
+            path=str(path),
+            name=split_name(path) if len(header.parts) > 1 else path.stem,
+            architecture=header.architecture,
+            n_ctx=llm.n_ctx(),
+            n_layers=n_layers,
+            gpu_layers=offloaded,
+            backend=backends.backend_name(),
+            chat_template="model" if header.has_chat_template else "fallback (ChatML)",
+            llama_cpp_version=llama_cpp.__version__,
+            gpu_note=note,
+        )
+        return self.info
+
+    def _create(self, path: Path, n_ctx: int, options: LoadOptions, header: GGUFHeader) -> llama_cpp.Llama:
         log_ = _capture_llama_log()
         log_.clear()
+        kv_type = _KV_TYPES[options.kv_cache_type]
         try:
-            llm = llama_cpp.Llama(
+            return llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_gpu_layers=options.n_gpu_layers,
@@ -130,32 +182,13 @@ class Engine:
                 n_batch=options.n_batch,
                 flash_attn=options.flash_attn,
                 use_mmap=options.use_mmap,
+                use_mlock=options.use_mlock,
+                type_k=kv_type,
+                type_v=kv_type,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as error:
             raise self._explain_load_failure(header, log_, error) from error
-        self._llm = llm
-        stat = path.stat()
-        self._fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
-                            f"{llama_cpp.__version__}"
-        self._set_up_chat_format(llm)
-        n_layers = header.block_count
-        offloaded = 0
-        if backends.gpu_offload_supported() and options.n_gpu_layers != 0:
-            wanted = options.n_gpu_layers if options.n_gpu_layers > 0 else n_layers + 1
-            offloaded = min(wanted, n_layers + 1)
-        self.info = ModelInfo(
-            path=str(path),
-            name=path.stem,
-            architecture=header.architecture,
-            n_ctx=llm.n_ctx(),
-            n_layers=n_layers,
-            gpu_layers=offloaded,
-            backend=backends.backend_name(),
-            chat_template="model" if header.has_chat_template else "fallback (ChatML)",
-            llama_cpp_version=llama_cpp.__version__,
-        )
-        return self.info
 
     def unload(self) -> None:
         if self._llm is not None:
@@ -333,7 +366,7 @@ class Engine:
     @staticmethod
     def _check_header(path: Path) -> GGUFHeader:
         try:
-            return read_header(path)
+            return read_model(path)
         except GGUFError as error:
             raise EngineError(error.kind, error.message) from error
         except OSError as error:
@@ -343,15 +376,13 @@ class Engine:
     def _check_fits(header: GGUFHeader, n_ctx: int, options: LoadOptions) -> None:
         """Refuse up front what cannot fit in RAM, instead of letting the OS kill us mid-load.
 
-        Only CPU-resident loads are checked here; with GPU offload, llama.cpp's own
-        allocation failure is translated instead (see _explain_load_failure).
+        Only the RAM share is checked here (free VRAM is not known for every backend); a GPU
+        allocation failure is translated from llama.cpp's log instead (_explain_load_failure).
         """
-        if options.n_gpu_layers != 0 and backends.gpu_offload_supported():
-            return
         available = available_ram_bytes()
         if available is None:
             return
-        need = header.weights_bytes + header.kv_cache_bytes(n_ctx) + _RUNTIME_OVERHEAD
+        need = memory.estimate(header, n_ctx, options.n_gpu_layers, options.kv_cache_type).ram_bytes
         if need > available:
             gib = 1024**3
             raise EngineError(
@@ -381,6 +412,10 @@ class Engine:
             EngineError.CORRUPT if "tensor" in reason.lower() else EngineError.LOAD_FAILED,
             f"llama.cpp could not load {header.path.name}: {reason}",
         )
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no reason given"
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

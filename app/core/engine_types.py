@@ -37,6 +37,8 @@ class LoadOptions:
     n_batch: int = 512
     flash_attn: bool = False
     use_mmap: bool = True
+    use_mlock: bool = False
+    kv_cache_type: str = "f16"  # a key of app.core.memory.KV_BYTES_PER_VALUE
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ModelInfo:
     backend: str
     chat_template: str  # "model" or "fallback (ChatML)"
     llama_cpp_version: str
+    gpu_note: str = ""  # why fewer layers than asked are on the GPU (none, fell back to the CPU), or ""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
+from app.core.engine_types import LoadOptions
 from app.core.errors import UserFacingError
 from app.core.gguf_info import GGUFError, GGUFHeader, read_model, split_name, split_parts
 from app.core.memory import KV_BYTES_PER_VALUE
@@ -131,6 +132,9 @@ class ModelSettings:
         """From stored JSON; unknown keys are ignored (newer versions may add some)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(**asdict(self))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
