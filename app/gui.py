@@ -35,10 +35,10 @@ def _route_qt_messages_to_logging() -> None:
     qInstallMessageHandler(handler)
 
 
-def _default_model():
-    from app.core.library import default_model_path  # importlib.metadata: after the window shows
-
-    return default_model_path()
+def _default_model(window):
+    """The user's default model while its file exists, else the embedded one (found after the
+    window shows: importlib.metadata takes a moment)."""
+    return window.models.library.default_model()
 
 
 def has_display() -> bool:
@@ -91,21 +91,21 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
 
             test = SelfTest(window)  # listens before the load starts
             window.show()
-            path = model or _default_model()
+            path = model or _default_model(window)
             if path is None:
                 print(f"self-test failed: {NO_MODEL}")
                 window.close()
                 return 1
-            window.controller.load_model(str(path))
+            window.models.load(path)
             code = loop.run_until_complete(test.run(timeout_s))
             window.close()
             return code
         window.show()
-        path = model or _default_model()
+        path = model or _default_model(window)
         if path is None:
             window.show_error(NO_MODEL)
         else:
-            window.controller.load_model(str(path))
+            window.models.load(path)
         closed = asyncio.Event()
         qt_app.aboutToQuit.connect(closed.set)
         loop.run_until_complete(closed.wait())

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
+from app.core.atomic_file import write_text_atomically
 from app.core.engine_types import LoadOptions
 from app.core.errors import UserFacingError
 from app.core.gguf_info import GGUFError, GGUFHeader, read_model, split_name, split_parts
@@ -384,10 +385,7 @@ class ModelLibrary:
         return {**empty, **data}
 
     def _save(self) -> None:
-        self.settings_file.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.settings_file.with_name(f".{SETTINGS_FILE}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(self._data, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(temp, self.settings_file)
+        write_text_atomically(self.settings_file, json.dumps(self._data, indent=2, ensure_ascii=False))
 
     # Folders
     @property

@@ -34,6 +34,7 @@ class ChatController(QObject):
     model_loading = Signal(str)  # path
     model_loaded = Signal(object)  # ModelInfo
     model_failed = Signal(str)  # message
+    model_unloaded = Signal()
     generating_changed = Signal(bool)
     answer_finished = Signal(object)  # GenerationStats
     conversations_changed = Signal()  # the list (titles, order, membership) changed
@@ -71,6 +72,7 @@ class ChatController(QObject):
         worker.loading.connect(self._on_loading)
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
+        worker.unloaded.connect(self._on_unloaded)
         worker.token.connect(self._on_token)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -89,6 +91,9 @@ class ChatController(QObject):
             self.load_options = options
         self.status.emit("Loading model…")
         self.client.load(path, self.load_options)
+
+    def unload_model(self) -> None:
+        self.client.unload()
 
     def reload_model(self, options: LoadOptions) -> bool:
         """Load the current model again with other load settings; False while busy or without one."""
@@ -302,6 +307,11 @@ class ChatController(QObject):
         self.model_loaded.emit(info)
         self.status.emit("Generating…" if self.generating else "Ready")
         self._hash_model(Path(info.path))
+
+    def _on_unloaded(self) -> None:
+        self.model = None
+        self.status.emit("No model")
+        self.model_unloaded.emit()
 
     def _on_load_failed(self, kind: str, message: str) -> None:
         log.warning("model not loaded (%s): %s", kind, message)

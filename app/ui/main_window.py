@@ -8,7 +8,6 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -31,6 +30,7 @@ from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.conversation_list import ConversationList
 from app.ui.load_settings_panel import LoadSettingsPanel
+from app.ui.model_actions import ModelActions
 from app.ui.preferences import THEMES, Preferences, step_text_size
 from app.ui.sampling_panel import SamplingPanel, SamplingSettings
 from app.ui.system_prompt_panel import SystemPromptPanel
@@ -78,6 +78,8 @@ class MainWindow(QMainWindow):
         self.context_meter.set_policy(self.preferences.overflow_policy)
         self.controller.overflow_policy = self.context_meter.current_policy()
         self._count_timer = QTimer(self, singleShot=True, interval=COUNT_PAUSE_MS)
+        self.models = ModelActions(self)
+        self.setAcceptDrops(True)  # a .gguf dropped on the window is imported and loaded
         self._build_layout()
         self._build_menus()
         self._build_status_bar()
@@ -180,7 +182,8 @@ class MainWindow(QMainWindow):
         self._action(chat_menu, "&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
         self._build_view_menu()
         model_menu = self.menuBar().addMenu("&Model")
-        self._action(model_menu, "&Open GGUF file…", self._choose_model, "Ctrl+O")
+        self._action(model_menu, "&Open GGUF file…", self.models.choose_file, "Ctrl+O")
+        self._action(model_menu, "&Unload the model", self.models.unload)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts)
         self._action(help_menu, "&About Llamadesk", self._about)
@@ -234,7 +237,8 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(lambda: c.count_context(self.composer.toPlainText()))
         self.context_meter.policy_changed.connect(self._on_policy_changed)
         self.system_prompt_panel.changed.connect(self._on_system_prompt_changed)
-        self.load_settings_panel.apply_requested.connect(self._reload_model)
+        self.load_settings_panel.apply_requested.connect(self.models.reload_with)
+        c.model_unloaded.connect(self._on_model_unloaded)
         self.chat_view.action_requested.connect(self._on_message_action)
         self.chat_view.link_opened.connect(lambda url: self.show_info(f"Opened {url} in the browser"))
         listing.new_requested.connect(c.new_conversation)
@@ -370,9 +374,12 @@ class MainWindow(QMainWindow):
         self.preferences.overflow_policy = policy
         self._count_timer.start()  # the meter's words depend on the policy
 
-    def _reload_model(self, options) -> None:
-        if not self.controller.reload_model(options):
-            self.show_error("The model can be reloaded once it is loaded and not answering.")
+    def _on_model_unloaded(self) -> None:
+        self.model_label.setText("No model")
+        self.backend_label.setText("")
+        self.context_meter.show_no_model()
+        self.load_settings_panel.show_model(None)
+        self.show_info("Model unloaded")
 
     def _on_model_loading(self, path: str) -> None:
         self.model_label.setText(f"Loading {Path(path).stem}…")
@@ -380,6 +387,8 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.banner.hide()
+        if info.gpu_note:
+            self.show_error(info.gpu_note)
         self.model_label.setText(info.name)
         self.model_label.setToolTip(f"{info.path}\ncontext {info.n_ctx:,} tokens")
         backend = info.backend
@@ -446,10 +455,13 @@ class MainWindow(QMainWindow):
             self._deleted_id = None
             self.controller.purge_deleted()
 
-    def _choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
-        if path:
-            self.controller.load_model(path)
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.models.import_and_load([url.toLocalFile() for url in event.mimeData().urls()])
+        event.acceptProposedAction()
 
     def _about(self) -> None:
         from importlib.metadata import version

@@ -26,6 +26,7 @@ class InferenceWorker(QObject):
     loading = Signal(str)  # model path
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str, str)  # kind, message
+    unloaded = Signal()
     token = Signal(int, str)  # request id, text delta
     finished = Signal(int, object)  # request id, GenerationStats
     failed = Signal(int, str, str)  # request id, kind, message
@@ -66,6 +67,12 @@ class InferenceWorker(QObject):
             self.load_failed.emit(EngineError.LOAD_FAILED, f"Loading the model failed: {error}")
         else:
             self.loaded.emit(info)
+
+    @Slot()
+    def unload(self) -> None:
+        if self._engine_instance is not None:
+            self._engine_instance.unload()
+        self.unloaded.emit()
 
     @Slot(int, object)
     def count(self, count_id: int, messages: Sequence[Message]) -> None:
@@ -127,6 +134,7 @@ class InferenceClient(QObject):
     _load = Signal(str, object)
     _generate = Signal(int, object, object, object, str, str)
     _count = Signal(int, object)
+    _unload = Signal()
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -138,6 +146,7 @@ class InferenceClient(QObject):
         self._load.connect(self.worker.load)
         self._generate.connect(self.worker.generate)
         self._count.connect(self.worker.count)
+        self._unload.connect(self.worker.unload)
         self._shutdown.connect(self.worker.shutdown)
         self._thread.finished.connect(self.worker.deleteLater)
         self.worker.finished.connect(self._on_done)
@@ -169,6 +178,11 @@ class InferenceClient(QObject):
         self._running = self._last_id
         self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text, str(policy))
         return self._last_id
+
+    def unload(self) -> None:
+        """Free the model (after any answer still running: requests run in order)."""
+        self.stop()
+        self._unload.emit()
 
     def count(self, messages: Sequence[Message]) -> int:
         """Queue a token count of a chat; `worker.counted` answers with the id returned."""

@@ -1,0 +1,82 @@
+"""The window's model commands: open, import (file dialog or drop), load with the model's own
+settings, reload with new ones, unload; the model manager and the download dialog.
+
+Load settings belong to a model (ModelLibrary), so loading a model always uses its own and
+changing them in the Model tab saves them for that model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.core.engine_types import LoadOptions
+from app.core.library import LibraryError, ModelLibrary, ModelSettings
+from app.workers.background import run_in_background
+
+
+class ModelActions(QObject):
+    def __init__(self, window, library: ModelLibrary | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.library = library or ModelLibrary()
+
+    @property
+    def controller(self):
+        return self.window.controller
+
+    def load(self, path: str | Path) -> None:
+        """Load a model with the settings stored for it."""
+        options = self.library.settings_for(path).load_options()
+        self.controller.load_model(str(path), options)
+
+    def reload_with(self, options: LoadOptions) -> None:
+        """New load settings for the current model: saved for it, then the model loads again."""
+        model = self.controller.model
+        if model is None or self.controller.generating:
+            self.window.show_error("The model can be reloaded once it is loaded and not answering.")
+            return
+        try:
+            self.library.set_settings(model.path, ModelSettings(**asdict(options)))
+        except LibraryError as error:
+            self.window.show_error(error.message)
+            return
+        self.controller.reload_model(options)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open a GGUF model", "", "GGUF models (*.gguf)")
+        if path:
+            self.load(path)
+
+    def import_and_load(self, paths: list[str]) -> None:
+        """Files dropped on the window: copied into the library off the GUI thread, then the first loaded."""
+        ggufs = [p for p in paths if p.lower().endswith(".gguf")]
+        if not ggufs:
+            self.window.show_error("Only GGUF model files (.gguf) can be dropped here.")
+            return
+        self.window.show_info(f"Copying {Path(ggufs[0]).name} into the library…")
+
+        def work() -> list[Path]:
+            return [self.library.import_model(p) for p in ggufs]
+
+        def done(imported: list[Path]) -> None:
+            self.window.show_info(f"Imported {', '.join(p.name for p in imported)}")
+            self.load(imported[0])
+
+        def failed(error: Exception) -> None:
+            message = error.message if isinstance(error, LibraryError) else f"Import failed: {error}"
+            self.window.show_error(message)
+
+        run_in_background(work, done, failed)
+
+    def unload(self) -> None:
+        if self.controller.model is None:
+            return
+        if self.controller.generating and QMessageBox.question(
+                self.window, "Unload the model", "An answer is being written. Stop it and unload?") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self.controller.unload_model()

@@ -1,0 +1,67 @@
+"""Models from the window: drop a file to import and load it, per-model load settings, unload."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app import paths
+from app.core.library import ModelLibrary
+from app.ui.main_window import MainWindow
+from tests.fixtures.gguf_files import truncated_copy
+
+
+def drop(window: MainWindow, *files: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(f)) for f in files])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_a_dropped_gguf_is_copied_into_the_library_and_loaded(qtbot, window, tmp_path, model_path) -> None:
+    source = tmp_path / "Dropped-Model.Q4_1.gguf"
+    shutil.copyfile(model_path, source)
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000) as loaded:
+        drop(window, source)
+    info = loaded.args[0]
+    assert Path(info.path) == paths.models_dir() / source.name
+    assert source.exists()  # copied, not moved
+    assert window.model_label.text() == "Dropped-Model.Q4_1"
+
+
+def test_a_dropped_broken_file_is_refused_with_its_reason(qtbot, window, tmp_path, model_path) -> None:
+    broken = truncated_copy(model_path, tmp_path / "broken.gguf")
+    drop(window, broken)
+    qtbot.waitUntil(window.banner.isVisible, timeout=30_000)
+    assert "is incomplete" in window.banner.text() and "missing" in window.banner.text()
+    assert not (paths.models_dir() / "broken.gguf").exists()
+    assert window.controller.model is not None  # the loaded model is untouched
+
+
+def test_load_settings_are_saved_for_the_model_and_used_next_time(qtbot, window, model_path) -> None:
+    panel = window.load_settings_panel
+    panel.context.setValue(1024)
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000) as loaded:
+        panel.apply_button.click()
+    assert loaded.args[0].n_ctx == 1024
+    assert ModelLibrary().settings_for(model_path).n_ctx == 1024
+    window.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    with qtbot.waitSignal(again.controller.model_loaded, timeout=60_000) as loaded:
+        again.models.load(model_path)
+    assert loaded.args[0].n_ctx == 1024
+    assert again.load_settings_panel.context.value() == 1024
+    again.close()
+
+
+def test_unload_frees_the_model_and_says_so(qtbot, window) -> None:
+    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
+        window.models.unload()
+    assert window.controller.model is None
+    assert window.model_label.text() == "No model"
+    assert window.context_meter.bar.text() == "Context: no model"
