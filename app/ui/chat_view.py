@@ -27,7 +27,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QTextBrowser, QToolButton
 
 from app.core.conversation import Conversation, Message
-from app.core.markdown_render import render_markdown
 from app.ui.theme import LIGHT, Colors
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -166,12 +165,16 @@ class ChatView(QTextBrowser):
             QDesktopServices.openUrl(url)
 
     def _insert_markdown(self, cursor: QTextCursor, message: Message) -> None:
+        from app.core.markdown_render import render_markdown  # markdown-it + Pygments: not at start
+
         if message.text:
             cursor.insertHtml(render_markdown(message.text, message.id, self._colors.dark).html)
             cursor.setCharFormat(self._text_format)
 
     def code_block(self, message_id: str, index: int) -> str:
         """The source of a message's index-th code block, as its Copy link promises."""
+        from app.core.markdown_render import render_markdown
+
         message = self._conversation.find(message_id) if self._conversation else None
         blocks = render_markdown(message.text, message_id).code_blocks if message else ()
         return blocks[index] if 0 <= index < len(blocks) else ""

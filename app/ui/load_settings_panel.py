@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import backends
 from app.core.engine_types import LoadOptions, ModelInfo
 from app.core.system import default_threads
 
@@ -52,14 +51,8 @@ class LoadSettingsPanel(QWidget):
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText(f"Automatic ({default_threads()})")
         self.threads.setToolTip("CPU threads for generation; automatic uses one per physical core.")
-        if not backends.gpu_offload_supported():
-            for widget in (self.gpu_mode, self.gpu_layers):
-                widget.setEnabled(False)
-                widget.setToolTip("This llama.cpp build runs on the CPU only: build it with CUDA, "
-                                  "Metal or Vulkan to offload layers (see README).")
-        else:
-            self.gpu_mode.setToolTip("Layers run on the GPU; if they do not fit, loading falls back "
-                                     "to the CPU and says why.")
+        self.gpu_mode.setToolTip("Layers run on the GPU; if they do not fit, loading falls back "
+                                 "to the CPU and says why.")
         form = QFormLayout()
         form.addRow("Context length", self.context)
         gpu_row = QHBoxLayout()
@@ -102,6 +95,14 @@ class LoadSettingsPanel(QWidget):
                        n_threads=self.threads.value() or None)
 
     def show_model(self, info: ModelInfo | None) -> None:
+        if info is not None:  # llama.cpp is loaded by now: asking it about GPUs costs nothing
+            from app.core import backends
+
+            if not backends.gpu_offload_supported():
+                for widget in (self.gpu_mode, self.gpu_layers):
+                    widget.setEnabled(False)
+                    widget.setToolTip("This llama.cpp build runs on the CPU only: build it with CUDA, "
+                                      "Metal or Vulkan to offload layers (see README).")
         if info is None:
             self.model_label.setText("No model loaded")
         else:

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 
 import app
 from app.core.engine_types import GenerationStats, ModelInfo
-from app.core.markdown_render import plain_text
 from app.core.store import ConversationStore, default_store_path
 from app.ui import transcript_actions
 from app.ui.chat_controller import ChatController
@@ -266,6 +265,8 @@ class MainWindow(QMainWindow):
             QApplication.clipboard().setText(c.message_text(message_id))
             self.show_info("Copied to the clipboard (Markdown)")
         elif action == "copy-plain":
+            from app.core.markdown_render import plain_text
+
             QApplication.clipboard().setText(plain_text(c.message_text(message_id)))
             self.show_info("Copied to the clipboard (plain text)")
         elif action == "copy-code":
