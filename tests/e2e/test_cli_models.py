@@ -95,3 +95,34 @@ def test_models_usage_errors(home: Path) -> None:
     assert_usage_error(run_cli(home, "models", "info"))
     assert_usage_error(run_cli(home, "models", "remove", "x"))
     assert_usage_error(run_cli(home, "models", "download", "only-a-repo"))
+
+
+@pytest.fixture
+def fake_hub():
+    from tests.fixtures.fake_hub import FakeHub
+
+    with FakeHub() as fake:
+        yield fake
+
+
+def test_download_puts_the_verified_file_in_the_library(home: Path, tmp_path: Path, fake_hub) -> None:
+    import hashlib
+
+    data = write_tiny_llama(tmp_path / "src.gguf").read_bytes()
+    fake_hub.add_repo("someone/Tiny-GGUF", {"tiny-Q8_0.gguf": data})
+    result = run_cli(home, "models", "download", "someone/Tiny-GGUF", "tiny-Q8_0.gguf")
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path == home / "data" / "models" / "tiny-Q8_0.gguf"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert "100.0% 297.8 kB of 297.8 kB" in result.stderr  # progress went to stderr
+    listed = run_cli(home, "models", "list")
+    assert str(path) in listed.stdout
+
+
+def test_download_of_a_missing_file_fails_with_the_reason(home: Path, fake_hub) -> None:
+    fake_hub.add_repo("someone/Tiny-GGUF", {"README.md": b"# nothing\n"})
+    result = run_cli(home, "models", "download", "someone/Tiny-GGUF", "nope.gguf")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "nope.gguf" in result.stderr and "not" in result.stderr.lower()
+    assert not list((home / "data" / "models").glob("*.gguf"))
