@@ -164,6 +164,7 @@ class Engine:
             backend=backends.backend_name(),
             chat_template="model" if header.has_chat_template else "fallback (ChatML)",
             llama_cpp_version=llama_cpp.__version__,
+            system_info=llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             gpu_note=note,
         )
         return self.info

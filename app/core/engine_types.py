@@ -52,6 +52,7 @@ class ModelInfo:
     backend: str
     chat_template: str  # "model" or "fallback (ChatML)"
     llama_cpp_version: str
+    system_info: str = ""  # llama.cpp's build and CPU features (llama_print_system_info)
     gpu_note: str = ""  # why fewer layers than asked are on the GPU (none, fell back to the CPU), or ""
 
 

@@ -396,6 +396,7 @@ class MainWindow(QMainWindow):
         if info.gpu_layers:
             backend += f" · {info.gpu_layers}/{info.n_layers + 1} layers on GPU"
         self.backend_label.setText(backend)
+        self.backend_label.setToolTip(f"llama.cpp {info.llama_cpp_version}: {info.system_info}")
         self.load_settings_panel.set_options(self.controller.load_options)
         self.load_settings_panel.show_model(info)
         self._count_timer.start()
