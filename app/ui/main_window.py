@@ -399,6 +399,7 @@ class MainWindow(QMainWindow):
         self.backend_label.setToolTip(f"llama.cpp {info.llama_cpp_version}: {info.system_info}")
         self.load_settings_panel.set_options(self.controller.load_options)
         self.load_settings_panel.show_model(info)
+        self.models.show_memory_of(info.path)
         self._count_timer.start()
 
     def _on_answer_finished(self, stats: GenerationStats) -> None:

@@ -72,6 +72,21 @@ class ModelActions(QObject):
 
         run_in_background(work, done, failed)
 
+    def show_memory_of(self, path: str) -> None:
+        """The Model tab's memory estimate needs the model's header: read off the GUI thread."""
+        from app.core.gguf_info import read_model
+
+        panel = self.window.load_settings_panel
+
+        def shown(header) -> None:
+            if self.controller.model is not None and self.controller.model.path == path:
+                panel.set_header(header)
+
+        def unreadable(error: Exception) -> None:
+            panel.set_header(None)
+
+        run_in_background(lambda: read_model(path), shown, unreadable)
+
     def unload(self) -> None:
         if self.controller.model is None:
             return

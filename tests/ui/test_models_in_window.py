@@ -65,3 +65,16 @@ def test_unload_frees_the_model_and_says_so(qtbot, window) -> None:
     assert window.controller.model is None
     assert window.model_label.text() == "No model"
     assert window.context_meter.bar.text() == "Context: no model"
+
+
+def test_the_model_tab_shows_the_memory_it_needs_and_refuses_bad_settings(qtbot, window) -> None:
+    panel = window.load_settings_panel
+    qtbot.waitUntil(lambda: "Needs about" in panel.estimate.text(), timeout=10_000)
+    assert panel.estimate.text().rstrip(".").split(": ")[1].startswith(("fits", "tight", "won't fit"))
+    before = panel.estimate.text()
+    panel.context.setValue(8192)
+    assert panel.estimate.text() != before and "8,192 tokens" in panel.estimate.text()
+    panel.kv_type.setCurrentIndex(panel.kv_type.findData("q8_0"))  # needs flash attention
+    assert "flash attention" in panel.problem.text() and not panel.apply_button.isEnabled()
+    panel.flash_attn.setChecked(True)
+    assert panel.problem.text() == "" and panel.apply_button.isEnabled()

@@ -1,0 +1,106 @@
+"""The download dialog against the fake hub: recommended offline, search, files, download,
+pause and resume, gated repositories."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+
+import pytest
+
+from app.core import hub
+from app.ui.hub_dialog import HubDialog
+from tests.core.test_hub import gguf_bytes
+from tests.fixtures.fake_hub import TOKEN, FakeHub
+
+REPO = "someone/Tiny-Llama-GGUF"
+FILE = "Tiny-Llama-Q4_K_M.gguf"
+
+
+@pytest.fixture
+def fake_hub():
+    with FakeHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def dialog(qtbot, tmp_path):
+    d = HubDialog(tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    qtbot.addWidget(d)
+    d.show()
+    yield d
+    d.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
+
+
+def rows(d: HubDialog) -> list[str]:
+    return [d.results.item(i).text().split("\n")[0] for i in range(d.results.count())]
+
+
+def file_rows(d: HubDialog) -> list[list[str]]:
+    return [[d.files.item(r, c).text() for c in range(4)] for r in range(d.files.rowCount())]
+
+
+def test_recommended_models_show_without_a_network(qtbot, dialog, monkeypatch) -> None:
+    with socket.socket() as s:  # a port nobody listens on: the hub is unreachable
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    assert rows(dialog)[0] == "Recommended"
+    assert {r.repo_id for r in hub.RECOMMENDED} <= set(rows(dialog)[1:])
+    dialog.search("llama")
+    qtbot.waitUntil(lambda: "cannot be reached" in dialog.message.text(), timeout=10_000)
+
+
+def test_search_open_download_and_verify(qtbot, dialog, fake_hub, tmp_path) -> None:
+    data = gguf_bytes(tmp_path, FILE)
+    fake_hub.add_repo(REPO, {FILE: data, "README.md": b"hi"}, downloads=42)
+    fake_hub.add_repo("other/Llama-Other-GGUF", {}, downloads=7)
+    dialog.search("llama")
+    qtbot.waitUntil(lambda: rows(dialog) == [REPO, "other/Llama-Other-GGUF"], timeout=10_000)
+    dialog.results.setCurrentRow(0)
+    qtbot.waitUntil(lambda: dialog.files.rowCount() == 1, timeout=10_000)
+    name, quant, size, verdict = file_rows(dialog)[0]
+    assert (name, quant) == (FILE, "Q4_K_M") and size.endswith("MB") and verdict == "fits"
+    dialog.files.selectRow(0)
+    with qtbot.waitSignal(dialog.downloaded, timeout=20_000) as done:
+        dialog.download_button.click()
+    path = tmp_path / "models" / FILE
+    assert done.args[0] == str(path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert dialog.progress.value() == 1000 and "verified" in dialog.message.text()
+
+
+def test_cancel_pauses_and_download_again_resumes(qtbot, dialog, fake_hub, tmp_path) -> None:
+    data = gguf_bytes(tmp_path, FILE)
+    fake_hub.add_repo(REPO, {FILE: data})
+    fake_hub.slow = 200_000  # bytes a second
+    dialog.start_download(REPO, FILE)
+    qtbot.waitUntil(lambda: dialog.progress.value() > 50, timeout=10_000)
+    dialog.cancel_download()
+    qtbot.waitUntil(lambda: not dialog.downloading, timeout=2_000)
+    assert "Paused" in dialog.message.text()
+    part = tmp_path / "models" / f"{FILE}.part"
+    assert part.exists() and part.stat().st_size > 0
+    assert not (tmp_path / "models" / FILE).exists()
+    fake_hub.slow = None
+    with qtbot.waitSignal(dialog.downloaded, timeout=20_000):
+        dialog.start_download(REPO, FILE)
+    ranges = [r.range for r in fake_hub.cdn_requests() if r.method == "GET"]
+    assert ranges[-1] and ranges[-1].startswith("bytes=") and not ranges[-1].startswith("bytes=0-")
+    assert (tmp_path / "models" / FILE).read_bytes() == data
+
+
+def test_a_gated_repository_asks_for_a_token(qtbot, dialog, fake_hub, tmp_path) -> None:
+    data = gguf_bytes(tmp_path, FILE)
+    fake_hub.add_repo(REPO, {FILE: data}, gated="manual")
+    dialog.start_download(REPO, FILE)
+    qtbot.waitUntil(lambda: not dialog.downloading and "token" in dialog.message.text().lower(),
+                    timeout=10_000)
+    dialog.token.setText(TOKEN)
+    dialog.save_token_button.click()
+    assert hub.load_token() == TOKEN
+    with qtbot.waitSignal(dialog.downloaded, timeout=20_000):
+        dialog.start_download(REPO, FILE)
