@@ -90,6 +90,10 @@ class HubDialog(QDialog):
             self.sort.addItem(label, key)
         self.results = QListWidget()
         self.results.setObjectName("hubResults")
+        self.results.setWordWrap(True)
+        self.results.setSpacing(3)
+        self.results.setAlternatingRowColors(True)
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.files = QTableWidget(0, 4)
         self.files.setObjectName("hubFiles")
         self.files.setHorizontalHeaderLabels(["File", "Quantisation", "Size", "On this machine"])
@@ -206,28 +210,20 @@ class HubDialog(QDialog):
             self.open_repo(data[0], select=data[1])
 
     def open_repo(self, repo_id: str, select: str = "") -> None:
-        """List a repository's GGUF files (off the GUI thread)."""
+        """List a repository's GGUF files (off the GUI thread). A recommended file shows at once
+        (with its approximate size), so it can be downloaded even before the listing answers."""
         self._repo = repo_id
         self.repo_label.setText(f"<b>{repo_id}</b> — loading its files…")
-        self.files.setRowCount(0)
-        self._files = []
-        self._update_buttons()
+        known = [hub.HubFile(r.filename, r.size, None, hub.quantization(r.filename))
+                 for r in hub.RECOMMENDED if r.repo_id == repo_id and r.filename == select]
+        self._show_files(known, select)
 
         def done(files: list[hub.HubFile]) -> None:
             if repo_id != self._repo:
                 return
-            self._files = files
-            self.files.setRowCount(len(files))
-            for row, f in enumerate(files):
-                verdict = size_verdict(f.size, self._available)
-                cells = (f.filename, f.quantization or "?", human_size(f.size), verdict)
-                for column, text in enumerate(cells):
-                    self.files.setItem(row, column, QTableWidgetItem(text))
-                if f.filename == select:
-                    self.files.selectRow(row)
+            self._show_files(files, select)
             self.repo_label.setText(f"<b>{repo_id}</b> — {len(files)} GGUF files" if files else
                                     f"<b>{repo_id}</b> has no GGUF files.")
-            self._update_buttons()
 
         def failed(error: Exception) -> None:
             if repo_id == self._repo:
@@ -235,6 +231,18 @@ class HubDialog(QDialog):
                 self.message.setText(_explain(error))
 
         run_in_background(lambda: hub.list_gguf_files(repo_id, token=self._token()), done, failed)
+
+    def _show_files(self, files: list[hub.HubFile], select: str) -> None:
+        self._files = files
+        self.files.setRowCount(len(files))
+        for row, f in enumerate(files):
+            verdict = size_verdict(f.size, self._available)
+            cells = (f.filename, f.quantization or "?", human_size(f.size), verdict)
+            for column, text in enumerate(cells):
+                self.files.setItem(row, column, QTableWidgetItem(text))
+            if f.filename == select:
+                self.files.selectRow(row)
+        self._update_buttons()
 
     # -- downloading ----------------------------------------------------------------------------
 

@@ -50,6 +50,12 @@ def test_recommended_models_show_without_a_network(qtbot, dialog, monkeypatch) -
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
     assert rows(dialog)[0] == "Recommended"
     assert {r.repo_id for r in hub.RECOMMENDED} <= set(rows(dialog)[1:])
+    dialog.results.setCurrentRow(1)  # a recommended model: its file shows before any listing
+    first = hub.RECOMMENDED[0]
+    assert file_rows(dialog)[0][:2] == [first.filename, hub.quantization(first.filename)]
+    assert dialog.download_button.isEnabled()
+    qtbot.waitUntil(lambda: "cannot be reached" in dialog.message.text(), timeout=10_000)
+    dialog.message.setText("")
     dialog.search("llama")
     qtbot.waitUntil(lambda: "cannot be reached" in dialog.message.text(), timeout=10_000)
 
