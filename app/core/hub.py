@@ -43,6 +43,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from app import paths
 from app.core.errors import UserFacingError
+from app.core.library import human_size
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT = 10.0
@@ -188,8 +189,8 @@ def download(repo_id: str, filename: str, dest_dir: Path, token: str | None = No
     have = _resumable_length(part, sidecar, record)
     needed, available = remote.size - have + SPACE_MARGIN, (free_space or _disk_free)(dest_dir)
     if available < needed:
-        raise DownloadError("disk_full", f"Not enough free space for {name}: {_size(needed)} needed, "
-                                         f"{_size(available)} free in {dest_dir}.")
+        raise DownloadError("disk_full", f"Not enough free space for {name}: {human_size(needed)} needed, "
+                                         f"{human_size(available)} free in {dest_dir}.")
     transfer = _Transfer(part, cancel, _Meter(remote.size, progress),
                          lambda status: _status_error(status, endpoint, repo_id, filename))
     failures = 0
@@ -462,6 +463,3 @@ def _datetime(value: str | None) -> datetime | None:
     except ValueError:
         return None
 
-
-def _size(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
