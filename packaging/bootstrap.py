@@ -99,6 +99,28 @@ def set_up(extras: list[str]) -> None:
     STAMP.write_text(json.dumps(wanted_stamp(extras)))
 
 
+# Debian packages the tests use: desktop-file-validate checks the desktop entry, and
+# update-mime-database registers the .gguf file type in the install test.
+TEST_TOOLS = {"desktop-file-validate": "desktop-file-utils", "update-mime-database": "shared-mime-info"}
+
+
+def ensure_test_tools() -> None:
+    """Install the Debian packages the tests need, where that is possible (root with apt-get)."""
+    import shutil
+
+    missing = sorted({pkg for tool, pkg in TEST_TOOLS.items() if shutil.which(tool) is None})
+    if not missing or sys.platform != "linux":
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"Installing {' '.join(missing)} (Debian) for the tests", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env)
+    else:
+        print(f"Note: the desktop-integration tests need {' '.join(missing)}: "
+              f"sudo apt-get install {' '.join(missing)}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - any python3 may run this
         print(f"Llamadesk needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
@@ -117,6 +139,7 @@ def main(argv: list[str]) -> int:
     if command == "run":
         cmd = [str(venv_python()), "-m", "app", *rest]
     else:
+        ensure_test_tools()
         cmd = [str(venv_python()), "-m", "pytest", *rest]
     return subprocess.call(cmd, cwd=ROOT)
 
