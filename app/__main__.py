@@ -39,8 +39,17 @@ def _set_up_logging() -> None:
     root.addHandler(console)
 
 
+def _model_file_as_option(argv: list[str]) -> list[str]:
+    """`llamadesk path/to/model.gguf` (the desktop entry's `Exec=llamadesk %f`, a double-click on a
+    .gguf file, "Open with") means `llamadesk --model path/to/model.gguf`."""
+    if argv and not argv[0].startswith("-") and argv[0].lower().endswith(".gguf"):
+        return ["--model", argv[0], *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(_model_file_as_option(argv))
     _set_up_logging()
     if args.command:
         from app import cli

@@ -42,6 +42,32 @@ def _default_model(window):
     return window.models.library.default_model()
 
 
+def app_icon():
+    """Llamadesk's icon, from resources/icons beside the app package (inside a bundle: the
+    bundle's own copy)."""
+    from pathlib import Path
+
+    from PySide6.QtGui import QIcon
+
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    icon = QIcon()
+    for png in sorted((base / "resources" / "icons" / "hicolor").glob("*/apps/llamadesk.png")):
+        icon.addFile(str(png))
+    return icon
+
+
+def _handed_over(window, path: str) -> None:
+    """Another launch (`llamadesk model.gguf`, a double-click on a .gguf file) handed `path` to
+    this window ("" when it had no model): load it and come to the front."""
+    if path:
+        window.models.load(path)
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
+
+
 def has_display() -> bool:
     if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
         return True
@@ -66,6 +92,18 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName(app.APP_NAME)
     qt_app.setApplicationVersion(app.__version__)
+    qt_app.setDesktopFileName("llamadesk")  # Wayland's app id: packaging/linux/llamadesk.desktop
+    qt_app.setWindowIcon(app_icon())
+    instance = None
+    if not self_test:
+        from app.single_instance import SingleInstance
+
+        instance = SingleInstance()
+        if not instance.claim():  # a Llamadesk with this data folder runs: it opens the model
+            if instance.send(model):
+                return 0
+            logging.getLogger(__name__).warning("the running Llamadesk did not answer; starting another")
+            instance = None
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
     from app.core.store import ConversationStore, StoreError, default_store_path
@@ -81,6 +119,8 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
             QMessageBox.critical(None, app.APP_NAME, error.message)
         return 1
     window = MainWindow(store=store)
+    if instance is not None:
+        instance.opened.connect(lambda path: _handed_over(window, path))
     # Ctrl+C in the terminal closes the window the normal way (stopping the model thread).
     signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QTimer(window)  # Python runs signal handlers only when it gets control
@@ -111,4 +151,6 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
         closed = asyncio.Event()
         qt_app.aboutToQuit.connect(closed.set)
         loop.run_until_complete(closed.wait())
+    if instance is not None:
+        instance.close()
     return 0

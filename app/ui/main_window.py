@@ -473,10 +473,14 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         from importlib.metadata import version
 
+        from app.core import backends
+
+        gpu = "GPU offload" if backends.gpu_offload_supported() else "CPU only"
+        build = f"<br>llama.cpp backends: {backends.backend_name()} ({gpu})"
         QMessageBox.about(
             self, f"About {app.APP_NAME}",
             f"<b>{app.APP_NAME}</b> {app.__version__}<br>Private, local chat with GGUF models."
-            f"<br>llama-cpp-python {version('llama-cpp-python')}",
+            f"<br>llama-cpp-python {version('llama-cpp-python')}{build}",
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name

@@ -1,0 +1,217 @@
+"""A second launch hands its model path to the running Llamadesk instead of starting another.
+
+In-process (pytest-qt): two SingleInstance objects on one name. As processes: a first `python -c`
+claims and waits; a second, started in another working folder with a relative path, hands the
+path over and exits 0; the first prints what it received.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.single_instance import SingleInstance, server_name
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def name(tmp_path: Path) -> str:
+    """A fresh server name: a socket path in tmp_path on Unix, a pipe name on Windows."""
+    if sys.platform == "win32":
+        return f"llamadesk-test-{uuid.uuid4().hex}"
+    return str(tmp_path / "instance.sock")
+
+
+def test_the_second_claim_loses_and_its_path_arrives_on_the_first(qtbot, name: str, tmp_path: Path) -> None:
+    first, second = SingleInstance(), SingleInstance()
+    try:
+        assert first.claim(name) is True and first.is_primary
+        assert second.claim(name) is False and not second.is_primary
+        model = tmp_path / "dir with spaces" / "módel.gguf"
+        with qtbot.waitSignal(first.opened, timeout=5000) as blocker:
+            assert second.send(model) is True
+        assert blocker.args == [str(model)]
+        # A launch without a model only asks the window to come to the front.
+        third = SingleInstance()
+        assert third.claim(name) is False
+        with qtbot.waitSignal(first.opened, timeout=5000) as blocker:
+            assert third.send(None) is True
+        assert blocker.args == [""]
+    finally:
+        first.close()
+        second.close()
+    # Once the first is gone the name is free again.
+    again = SingleInstance()
+    try:
+        assert again.claim(name) is True
+    finally:
+        again.close()
+
+
+def test_a_relative_path_is_handed_over_as_absolute(qtbot, name: str, tmp_path: Path, monkeypatch) -> None:
+    first, second = SingleInstance(), SingleInstance()
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert first.claim(name)
+        assert not second.claim(name)
+        with qtbot.waitSignal(first.opened, timeout=5000) as blocker:
+            assert second.send("models/small.gguf")
+        assert blocker.args == [str(tmp_path / "models" / "small.gguf")]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_garbage_from_a_stranger_is_ignored(qtbot, name: str) -> None:
+    from PySide6.QtNetwork import QLocalSocket
+
+    first = SingleInstance()
+    received: list[str] = []
+    first.opened.connect(received.append)
+    try:
+        assert first.claim(name)
+        stranger = QLocalSocket()
+        stranger.connectToServer(name)
+        assert stranger.waitForConnected(1000)
+        stranger.write(b'{"not": "ours"}\n')
+        stranger.flush()
+        unconnected = QLocalSocket.LocalSocketState.UnconnectedState
+        qtbot.waitUntil(lambda: stranger.state() == unconnected, timeout=5000)
+        assert received == []
+        assert first.is_primary  # still serving
+    finally:
+        first.close()
+
+
+def test_the_name_is_per_user_data_folder(tmp_path: Path) -> None:
+    a, b = server_name(tmp_path / "a"), server_name(tmp_path / "b")
+    assert a != b
+    assert server_name(tmp_path / "a") == a  # stable across launches
+    assert "llamadesk-" in a and len(os.path.basename(a)) == len("llamadesk-") + 16
+    if sys.platform.startswith("linux") and os.environ.get("XDG_RUNTIME_DIR"):
+        assert os.path.dirname(a) == os.environ["XDG_RUNTIME_DIR"]
+
+
+def test_the_default_name_follows_llamadesk_home(llamadesk_home: Path) -> None:
+    from app import paths
+
+    assert server_name() == server_name(paths.data_dir())
+    assert str(llamadesk_home) in str(paths.data_dir())
+
+
+# ------------------------------------------------------------------------------- as processes
+
+PRIMARY = """
+import sys
+from PySide6.QtCore import QCoreApplication, QTimer
+from app.single_instance import SingleInstance
+app = QCoreApplication([])
+instance = SingleInstance()
+print("primary" if instance.claim(sys.argv[1]) else "secondary", flush=True)
+def opened(path):
+    print("opened", path, flush=True)
+    app.quit()
+instance.opened.connect(opened)
+QTimer.singleShot(60_000, app.quit)
+app.exec()
+instance.close()
+"""
+
+SECONDARY = """
+import sys
+from PySide6.QtCore import QCoreApplication
+from app.single_instance import SingleInstance
+app = QCoreApplication([])
+instance = SingleInstance()
+if instance.claim(sys.argv[1]):
+    print("primary", flush=True)
+    sys.exit(3)
+sys.exit(0 if instance.send(sys.argv[2]) else 4)
+"""
+
+
+def _python(code: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return [sys.executable, "-c", code, *args], env
+
+
+def _start_primary(name: str, cwd: Path) -> subprocess.Popen:
+    cmd, env = _python(PRIMARY, name)
+    primary = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert primary.stdout.readline().strip() == "primary", primary.stderr.read() if primary.poll() else ""
+    return primary
+
+
+def test_a_second_process_hands_its_path_to_the_first_and_exits_0(name: str, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    primary = _start_primary(name, tmp_path)
+    try:
+        cmd, env = _python(SECONDARY, name, "model.gguf")
+        second = subprocess.run(cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stdout + second.stderr
+        out, err = primary.communicate(timeout=30)
+    finally:
+        if primary.poll() is None:
+            primary.kill()
+            primary.wait()
+    assert primary.returncode == 0, err
+    assert out.strip() == f"opened {elsewhere / 'model.gguf'}"
+
+
+def test_a_crashed_instance_leaves_no_lock_behind(name: str, tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        return  # a named pipe goes with its process: nothing can be left behind
+    primary = _start_primary(name, tmp_path)
+    primary.send_signal(signal.SIGKILL)  # no clean-up: the socket file stays
+    primary.communicate(timeout=30)
+    assert Path(name).exists(), "the killed instance should have left its socket file"
+    # The next launch finds nobody answering, replaces the socket and is the first.
+    cmd, env = _python(SECONDARY, name, "model.gguf")
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3 and result.stdout.strip() == "primary", result.stdout + result.stderr
+
+
+def test_llamadesk_with_a_model_file_hands_it_to_the_running_window(tmp_path: Path, model_path: Path) -> None:
+    """`llamadesk other.gguf` (what the desktop entry runs for a double-clicked file) while
+    Llamadesk runs: the second process exits 0 and the running window loads other.gguf."""
+    if sys.platform == "win32":
+        return  # no SIGINT to end the first one there
+    other = tmp_path / "other.gguf"
+    other.symlink_to(model_path)
+    env = dict(os.environ, LLAMADESK_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = tmp_path / "home" / "logs" / "llamadesk.log"
+
+    def wait_for_log(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and text in log.read_text()):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, f"no {text!r} in the log within 60 s"
+            time.sleep(0.1)
+
+    first = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_log("model loaded")
+        second = subprocess.run([sys.executable, "-m", "app", "other.gguf"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stdout + second.stderr
+        wait_for_log(f"model loaded: {other}")
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err
+    assert "Traceback" not in err + second.stderr, err + second.stderr
