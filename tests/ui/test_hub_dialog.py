@@ -110,3 +110,29 @@ def test_a_gated_repository_asks_for_a_token(qtbot, dialog, fake_hub, tmp_path) 
     assert hub.load_token() == TOKEN
     with qtbot.waitSignal(dialog.downloaded, timeout=20_000):
         dialog.start_download(REPO, FILE)
+
+
+def test_closing_mid_download_ends_it_and_keeps_the_part(qtbot, fake_hub, tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    d = HubDialog(tmp_path / "models")
+    qtbot.addWidget(d)
+    d.show()
+    fake_hub.add_repo(REPO, {FILE: gguf_bytes(tmp_path, FILE)})
+    fake_hub.slow = 100_000
+    d.start_download(REPO, FILE)
+    qtbot.waitUntil(lambda: d.progress.value() > 20, timeout=10_000)
+    d.close()
+    assert not d.downloading
+    assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
+    assert (tmp_path / "models" / f"{FILE}.part").stat().st_size > 0
+    assert not (tmp_path / "models" / FILE).exists()
+
+
+def test_a_corrupt_download_is_refused_and_nothing_reaches_the_library(qtbot, dialog, fake_hub,
+                                                                      tmp_path) -> None:
+    fake_hub.add_repo(REPO, {FILE: gguf_bytes(tmp_path, FILE)})
+    fake_hub.corrupt = True
+    dialog.start_download(REPO, FILE)
+    qtbot.waitUntil(lambda: not dialog.downloading and "damaged" in dialog.message.text(), timeout=20_000)
+    assert "checksum does not match" in dialog.message.text()
+    assert list((tmp_path / "models").iterdir()) == []
