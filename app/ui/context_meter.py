@@ -57,10 +57,11 @@ class ContextMeter(QWidget):
             text += " — over: older messages will be left out" \
                 if self.current_policy() != OverflowPolicy.STOP else " — over: the next message is refused"
         self.bar.setFormat(text)
-        state = "over" if share >= 1 else "tight" if share >= TIGHT else ""
-        self.bar.setProperty("state", state)
-        self.bar.setStyleSheet("QProgressBar::chunk { background: %s; }" % (
-            "#d9534f" if state == "over" else "#e0a526" if state == "tight" else "#4a90d9"))
+        state = "over" if share >= 1 else "tight" if share >= TIGHT else "ok"
+        if self.bar.property("state") != state:  # a style sheet costs a re-polish: only on change
+            self.bar.setProperty("state", state)
+            self.bar.setStyleSheet("QProgressBar::chunk { background: %s; }" % (
+                "#d9534f" if state == "over" else "#e0a526" if state == "tight" else "#4a90d9"))
 
     def show_no_model(self) -> None:
         self.used = self.n_ctx = 0
