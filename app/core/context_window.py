@@ -44,8 +44,8 @@ class OverflowPolicy(StrEnum):
 
 POLICY_LABELS: dict[OverflowPolicy, str] = {
     OverflowPolicy.STOP: "Stop and tell me",
-    OverflowPolicy.DROP_OLDEST: "Drop the oldest messages",
-    OverflowPolicy.KEEP_FIRST_LAST: "Keep the first and the latest messages",
+    OverflowPolicy.DROP_OLDEST: "Drop the oldest turns",
+    OverflowPolicy.KEEP_FIRST_LAST: "Keep first and latest",
 }
 
 

@@ -25,11 +25,11 @@ class ContextMeter(QWidget):
         self.bar.setFormat("Context: no model")
         self.bar.setToolTip("Tokens this chat uses (with what you are typing, or the answer as it "
                             "streams) of the model's context length.")
-        self.bar.setMinimumWidth(120)
+        self.bar.setMinimumWidth(80)
         self.policy = QComboBox()
         self.policy.setObjectName("overflowPolicy")
         self.policy.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.policy.setMinimumContentsLength(16)  # narrow windows keep their width; the list shows all
+        self.policy.setMinimumContentsLength(21)  # narrow windows keep their width; the list shows all
         for policy, label in POLICY_LABELS.items():
             self.policy.addItem(label, str(policy))
         self.policy.setToolTip("When the chat no longer fits the context: stop, drop the oldest turns "
