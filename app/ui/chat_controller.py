@@ -206,8 +206,11 @@ class ChatController(QObject):
         message = conversation.find(message_id)
         if self.generating or message is None:
             return
-        removed = conversation.subtree(message)
-        ids = {m.id for m in removed}
+        self._remove(conversation, message, {m.id for m in conversation.subtree(message)})
+
+    def _remove(self, conversation: Conversation, message: Message, ids: set[str]) -> None:
+        """Remove messages (`message` among them) in memory and in the store; if `message`'s turn
+        has other versions, one of them becomes the current one."""
         conversation.messages = [m for m in conversation.messages if m.id not in ids]
         siblings = conversation.versions(message)
         if siblings and not any(m.current for m in siblings):
@@ -216,7 +219,8 @@ class ChatController(QObject):
             self.store.delete_messages(ids)
             if siblings:
                 self.store.set_current_version(next(m for m in siblings if m.current))
-        self.view.show_conversation(conversation)
+        if conversation is self.conversation:
+            self.view.show_conversation(conversation)
         self.reload_list()
 
     def message_text(self, message_id: str) -> str:
@@ -385,17 +389,7 @@ class ChatController(QObject):
                 not [m for m in conversation.messages if m.parent_id == question.id and m is not answer]:
             removed.add(question.id)
             self.draft_returned.emit(question.text)
-        conversation.messages = [m for m in conversation.messages if m.id not in removed]
-        siblings = conversation.versions(answer)
-        if siblings and not any(m.current for m in siblings):
-            conversation.make_current(siblings[-1])
-        with self.store.transaction():
-            self.store.delete_messages(removed)
-            if siblings:
-                self.store.set_current_version(next(m for m in siblings if m.current))
-        if conversation is self.conversation:
-            self.view.show_conversation(conversation)
-        self.reload_list()
+        self._remove(conversation, answer, removed)
 
     def _end_answer(self) -> None:
         answer = self._answer
