@@ -290,6 +290,11 @@ class ConversationStore:
     def undelete(self, conversation_id: str) -> None:
         self.db.execute("UPDATE conversations SET deleted = NULL WHERE id = ?", (conversation_id,))
 
+    def forget(self, conversation_id: str) -> None:
+        """Remove a conversation and its messages at once (no undo): one that never really began."""
+        with self.transaction():
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
     def purge_deleted(self) -> int:
         with self.transaction():
             return self.db.execute("DELETE FROM conversations WHERE deleted IS NOT NULL").rowcount

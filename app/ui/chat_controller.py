@@ -9,6 +9,7 @@ view does work proportional to new text only, at a bounded rate.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
@@ -25,6 +26,18 @@ from app.workers.inference import InferenceClient
 
 FLUSH_MS = 30
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Undo:
+    """What a request changed before the model read its prompt: taken back if it is refused."""
+
+    created: list[Message]  # the question and/or answer it added
+    previous: Message | None  # the version that was current before a new one
+    new_conversation: bool  # the conversation was saved by this request
+    updated: float
+    title: str
+    draft: str  # the user's text, for the composer
 
 
 class ChatController(QObject):
@@ -55,6 +68,7 @@ class ChatController(QObject):
         self._streamed_tokens = 0
         self._dropped = 0  # earlier messages left out of the answer being written
         self._count_id = 0  # the context count whose answer is awaited
+        self._undo: _Undo | None = None  # what the running request added, if it must be taken back
         self._model_sha256: dict[str, str] = {}
         self.summaries: list[ConversationSummary] = store.list_conversations()
         self.conversation = Conversation(sampling=sampling.params)  # unsaved until first message
@@ -116,13 +130,15 @@ class ChatController(QObject):
         request = self._ask(chat)
         if request is None:
             return False
+        undo = self._undo_point(draft=text)
         question = conversation.append("user", text)
+        undo.created.append(question)
         self.store.add_message(conversation, question)  # committed before the first token
         self.view.set_conversation(conversation)
         self.view.begin_message("user", question.id)
         self.view.append_text(text)
         self.view.end_message(question)
-        self._begin_answer(request, Message("assistant", "", parent_id=question.id))
+        self._begin_answer(request, Message("assistant", "", parent_id=question.id), undo=undo)
         return True
 
     def regenerate(self, message_id: str) -> bool:
@@ -135,9 +151,10 @@ class ChatController(QObject):
         request = self._ask(chat)
         if request is None:
             return False
+        undo = self._undo_point(previous=old)
         answer = conversation.add_version(old, "assistant", "")
         self._redraw_before(answer)
-        self._begin_answer(request, answer, new_version=True)
+        self._begin_answer(request, answer, new_version=True, undo=undo)
         return True
 
     def edit(self, message_id: str, text: str) -> bool:
@@ -151,12 +168,14 @@ class ChatController(QObject):
         request = self._ask(chat)
         if request is None:
             return False
+        undo = self._undo_point(previous=old, draft=text)
         question = conversation.add_version(old, "user", text)
+        undo.created.append(question)
         with self.store.transaction():
             self.store.add_message(conversation, question)
             self.store.set_current_version(question)
         self.view.show_conversation(conversation)
-        self._begin_answer(request, Message("assistant", "", parent_id=question.id))
+        self._begin_answer(request, Message("assistant", "", parent_id=question.id), undo=undo)
         return True
 
     def continue_answer(self, message_id: str) -> bool:
@@ -370,26 +389,39 @@ class ChatController(QObject):
             return
         self._flush()
         self._recorder.finish(None, incomplete=True)
-        refused = kind == EngineError.CONTEXT_TOO_SMALL and self._answer is not None \
-            and not self._answer.text
-        answer, owner = self._answer, self._answer_owner
+        refused = kind == EngineError.CONTEXT_TOO_SMALL and self._undo is not None
+        undo, owner = self._undo, self._answer_owner
         self._end_answer()
         if refused:
-            self._withdraw(owner, answer)
+            self._take_back(owner, undo)
         self.status.emit("Ready" if self.model else "No model")
         self.error.emit(message)
 
-    def _withdraw(self, conversation: Conversation, answer: Message) -> None:
-        """A refused request changes nothing: its empty answer goes, and a new question goes back
-        to the composer (draft_returned) instead of staying in the chat unanswered."""
-        question = conversation.find(answer.parent_id) if answer.parent_id else None
-        removed = {answer.id}
-        if question is not None and question.role == "user" and \
-                not [m for m in conversation.versions(question) if m is not question] and \
-                not [m for m in conversation.messages if m.parent_id == question.id and m is not answer]:
-            removed.add(question.id)
-            self.draft_returned.emit(question.text)
-        self._remove(conversation, answer, removed)
+    def _undo_point(self, previous: Message | None = None, draft: str = "") -> _Undo:
+        c = self.conversation
+        return _Undo([], previous, not any(s.id == c.id for s in self.summaries), c.updated, c.title, draft)
+
+    def _take_back(self, conversation: Conversation, undo: _Undo) -> None:
+        """A request refused before the model read it changes nothing: what it added goes, the
+        version shown before comes back, and the user's text returns to the composer."""
+        ids = {m.id for m in undo.created}
+        conversation.messages = [m for m in conversation.messages if m.id not in ids]
+        if undo.previous is not None:
+            conversation.make_current(undo.previous)
+        conversation.updated, conversation.title = undo.updated, undo.title
+        with self.store.transaction():
+            self.store.delete_messages(ids)
+            if undo.new_conversation:
+                self.store.forget(conversation.id)
+            else:
+                if undo.previous is not None:
+                    self.store.set_current_version(undo.previous)
+                self.store.save_conversation(conversation)
+        if conversation is self.conversation:
+            self.view.show_conversation(conversation)
+        if undo.draft:
+            self.draft_returned.emit(undo.draft)
+        self.reload_list()
 
     def _end_answer(self) -> None:
         answer = self._answer
@@ -397,15 +429,18 @@ class ChatController(QObject):
         if self._answer_owner is self.conversation:
             self.view.end_message(answer)
         self._flush_timer.stop()
-        self._answer = self._answer_owner = self._recorder = self._request = None
+        self._answer = self._answer_owner = self._recorder = self._request = self._undo = None
         self.generating_changed.emit(False)
         self.reload_list()
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _begin_answer(self, request: int, answer: Message, new_version: bool = False,
-                      resumed: bool = False) -> None:
+                      resumed: bool = False, undo: _Undo | None = None) -> None:
         conversation = self.conversation
+        self._undo = undo
+        if undo is not None and not resumed:
+            undo.created.append(answer)
         if self.model:
             conversation.model = Path(self.model.path).name
         self._request = request

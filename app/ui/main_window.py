@@ -369,8 +369,9 @@ class MainWindow(QMainWindow):
         self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
 
     def _return_draft(self, text: str) -> None:
-        if not self.composer.toPlainText().strip():
-            self.composer.setPlainText(text)
+        """A refused message comes back to the composer, before anything typed since."""
+        typed = self.composer.toPlainText().strip()
+        self.composer.setPlainText(f"{text}\n\n{typed}" if typed else text)
 
     def _on_policy_changed(self, policy: str) -> None:
         self.controller.overflow_policy = policy

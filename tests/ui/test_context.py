@@ -114,6 +114,42 @@ def test_stop_policy_refuses_and_changes_nothing(qtbot, small_window) -> None:
     assert conversation.thread()[-1].generation.dropped_messages > 0
 
 
+def test_refused_regenerate_and_edit_leave_the_versions_as_they_were(qtbot, small_window) -> None:
+    window = small_window
+    window.context_meter.set_policy(OverflowPolicy.STOP)
+    conversation = window.controller.conversation
+    last_answer, last_question = conversation.thread()[-1], conversation.thread()[-2]
+    before = [m.id for m in conversation.thread()]
+    order = [s.id for s in window.controller.summaries]
+    for action, message in (("regenerate", last_answer), ("edit", last_question)):
+        with qtbot.waitSignal(window.controller.error, timeout=60_000):
+            if action == "edit":
+                window.controller.edit(message.id, "A different question about mountains?")
+            else:
+                window.controller.regenerate(message.id)
+        qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+        assert [m.id for m in conversation.thread()] == before
+        assert len(conversation.versions(message)) == 1
+        assert [m.id for m in stored(window, conversation.id).thread()] == before
+        assert len(stored(window, conversation.id).messages) == len(conversation.messages)
+    assert [s.id for s in window.controller.summaries] == order  # not moved to the top either
+    assert window.composer.toPlainText() == "A different question about mountains?"
+
+
+def test_a_refused_first_message_leaves_no_conversation_behind(qtbot, window) -> None:
+    reload_with_context(qtbot, window, SMALL_CONTEXT)
+    window.context_meter.set_policy(OverflowPolicy.STOP)
+    window.controller.new_conversation()
+    chats = len(window.controller.summaries)
+    window.composer.setPlainText("llama " * 1500)
+    with qtbot.waitSignal(window.controller.error, timeout=60_000):
+        window.composer.submit()
+    qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+    assert len(window.controller.summaries) == chats
+    assert window.store.list_conversations() == window.controller.summaries
+    assert window.composer.toPlainText().strip() == ("llama " * 1500).strip()
+
+
 def test_a_prompt_larger_than_the_context_is_refused_under_every_policy(qtbot, small_window) -> None:
     window = small_window
     huge = "llama " * 1500
