@@ -57,7 +57,8 @@ _QUANT = re.compile(r"(?<![A-Z0-9])(I?Q[1-8](?:_[0-9A-Z]{1,2})*|TQ[12]_0|MXFP4|B
 
 
 class DownloadError(UserFacingError):
-    """kind: unauthorized, not_found, hash_mismatch, connection, disk_full, cancelled, offline, http."""
+    """kind: unauthorized, not_found, hash_mismatch, connection, disk_full, cancelled, offline, http,
+    exists (a file of that name is already in the library)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -182,6 +183,9 @@ def download(repo_id: str, filename: str, dest_dir: Path, token: str | None = No
     dest_dir.mkdir(parents=True, exist_ok=True)
     name = PurePosixPath(filename).name
     final, part, sidecar = dest_dir / name, dest_dir / f"{name}.part", dest_dir / f"{name}.part.json"
+    if os.path.lexists(final):
+        raise DownloadError("exists", f"{name} is already in the library ({final}). Delete it first to "
+                                      "download it again.")
     url = hf_hub_url(repo_id, filename, endpoint=endpoint)
     remote = _remote_file(url, token, endpoint, repo_id, filename)
     record = {"url": url, "etag": remote.etag, "sha256": remote.sha256, "size": remote.size}
@@ -233,7 +237,16 @@ def download(repo_id: str, filename: str, dest_dir: Path, token: str | None = No
                                              "hub's) and was deleted. Please download it again.")
     with part.open("r+b") as f:
         os.fsync(f.fileno())
-    os.replace(part, final)
+    try:
+        os.link(part, final)  # unlike a rename, never replaces a file that appeared meanwhile
+    except FileExistsError:
+        raise DownloadError("exists", f"{name} appeared in the library during the download; the "
+                                      f"download is kept as {part.name}.") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(final):
+            raise
+        os.replace(part, final)
+    part.unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)
     return final
 

@@ -8,6 +8,7 @@ is set. A cancelled or dropped download keeps its .part file: downloading again 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -269,16 +270,20 @@ class HubDialog(QDialog):
         self._cancel = threading.Event()
         relay, cancel, token, dest = self._relay, self._cancel, self._token(), self.models_dir
 
+        def tell(signal, *args) -> None:
+            with contextlib.suppress(RuntimeError):  # the dialog is gone (the app is closing)
+                signal.emit(*args)
+
         def work() -> None:
             try:
-                path = hub.download(repo_id, filename, dest, token=token, progress=relay.progress.emit,
-                                    cancel=cancel)
+                path = hub.download(repo_id, filename, dest, token=token,
+                                    progress=lambda p: tell(relay.progress, p), cancel=cancel)
             except hub.DownloadError as error:
-                relay.failed.emit(error.kind, error.message)
+                tell(relay.failed, error.kind, error.message)
             except Exception as error:  # noqa: BLE001 - the user must hear of any failure
-                relay.failed.emit("http", f"The download failed: {error}")
+                tell(relay.failed, "http", f"The download failed: {error}")
             else:
-                relay.done.emit(str(path))
+                tell(relay.done, str(path))
 
         self._thread = threading.Thread(target=work, name=f"download {filename}", daemon=True)
         self.message.setText(f"Downloading {filename} from {repo_id}…")
@@ -299,6 +304,7 @@ class HubDialog(QDialog):
                                     f"{human_size(int(p.bytes_per_s))}/s{left}")
 
     def _finish_thread(self) -> None:
+        """The thread has said its last word (done or failed): it ends now."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -328,8 +334,8 @@ class HubDialog(QDialog):
         self.message.setText("Token saved (readable by you only)." if self.token.text().strip()
                              else "Token removed.")
 
-    def done(self, result: int) -> None:  # noqa: D401 - Qt's name: closing ends a download cleanly
-        if self.downloading:
-            self._cancel.set()
-            self._finish_thread()
+    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
+        """Closing cancels a download without waiting for it (a stalled server must not freeze
+        the window); its thread reports and ends on its own, keeping the .part for a resume."""
+        self._cancel.set()
         super().done(result)

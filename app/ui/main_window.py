@@ -486,6 +486,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self._save_state()
+        if self.models.downloads is not None:
+            self.models.downloads.cancel_download()  # its .part stays for a resume
         self.controller.shutdown()
         wait_for_background_tasks()
         super().closeEvent(event)

@@ -275,3 +275,14 @@ def test_the_token_is_saved_readable_by_the_user_only():
         assert (config_dir() / "hf_token").stat().st_mode & 0o777 == 0o600
     hub.save_token("")
     assert hub.load_token() is None
+
+
+def test_a_download_never_replaces_a_file_already_in_the_library(fake_hub, model, library):
+    library.mkdir()
+    mine = library / FILE
+    mine.write_bytes(b"the user's own file")
+    with pytest.raises(DownloadError) as raised:
+        hub.download(REPO, FILE, library)
+    assert raised.value.kind == "exists" and "already in the library" in raised.value.message
+    assert mine.read_bytes() == b"the user's own file"
+    assert cdn_gets(fake_hub) == []  # refused before a byte was fetched

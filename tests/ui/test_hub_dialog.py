@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 
 import pytest
 
@@ -32,6 +33,7 @@ def dialog(qtbot, tmp_path):
     d.show()
     yield d
     d.close()
+    qtbot.waitUntil(lambda: not d.downloading, timeout=5_000)
     assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
 
 
@@ -121,8 +123,10 @@ def test_closing_mid_download_ends_it_and_keeps_the_part(qtbot, fake_hub, tmp_pa
     fake_hub.slow = 100_000
     d.start_download(REPO, FILE)
     qtbot.waitUntil(lambda: d.progress.value() > 20, timeout=10_000)
+    started = time.monotonic()
     d.close()
-    assert not d.downloading
+    assert time.monotonic() - started < 0.2  # closing never waits for the network
+    qtbot.waitUntil(lambda: not d.downloading, timeout=2_000)  # the thread stops within 0.5 s
     assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
     assert (tmp_path / "models" / f"{FILE}.part").stat().st_size > 0
     assert not (tmp_path / "models" / FILE).exists()
