@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QDir, QEventLoop, QLockFile, QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ def server_name(data_dir: str | os.PathLike[str] | None = None) -> str:
     if sys.platform.startswith("linux") and runtime and os.path.isdir(runtime):
         return os.path.join(runtime, name)
     return name
+
+
+def _lock_dir(name: str) -> str:
+    """Beside the socket when the name is a path, else the system's temporary folder."""
+    folder = os.path.dirname(name)
+    return folder if folder else QDir.tempPath()
 
 
 def _connect(name: str, timeout_ms: int = _CONNECT_MS) -> QLocalSocket | None:
@@ -128,8 +134,21 @@ class SingleInstance(QObject):
     def claim(self, name: str | None = None) -> bool:
         """True: this process is the first (it now listens for handovers). False: another
         instance runs; send() hands it a path. Any other failure to listen is logged and returns
-        True: the app then runs on its own rather than not at all."""
+        True: the app then runs on its own rather than not at all.
+
+        Launches at the same moment (several files opened at once) take turns through a lock
+        file: Qt's listen() on Unix replaces a live socket instead of failing, so "connect, else
+        listen" must not interleave."""
         self.name = name or server_name()
+        lock = QLockFile(os.path.join(_lock_dir(self.name), os.path.basename(self.name) + ".lock"))
+        if not lock.tryLock(_CONNECT_MS * 4):
+            log.warning("the single-instance lock %s is busy; going on without it", lock.fileName())
+        try:
+            return self._connect_or_listen()
+        finally:
+            lock.unlock()
+
+    def _connect_or_listen(self) -> bool:
         self._peer = _connect(self.name)
         if self._peer is not None:
             return False

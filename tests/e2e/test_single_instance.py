@@ -215,3 +215,26 @@ def test_llamadesk_with_a_model_file_hands_it_to_the_running_window(tmp_path: Pa
             first.wait()
     assert first.returncode == 0, err
     assert "Traceback" not in err + second.stderr, err + second.stderr
+
+
+RACER = """
+import sys, time
+from PySide6.QtCore import QCoreApplication
+from app.single_instance import SingleInstance
+app = QCoreApplication([])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every racer starts at the same moment
+instance = SingleInstance()
+print("primary" if instance.claim(sys.argv[1]) else "secondary", flush=True)
+time.sleep(3)  # the primary keeps listening while the others look
+instance.close()
+"""
+
+
+def test_launches_at_the_same_moment_make_exactly_one_primary(name: str, tmp_path: Path) -> None:
+    """Opening several .gguf files at once starts one process per file: only one may win."""
+    start_at = str(time.time() + 2.0)
+    cmd, env = _python(RACER, name, start_at)
+    racers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+              for _ in range(4)]
+    outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
+    assert sorted(outputs) == ["primary", "secondary", "secondary", "secondary"], outputs
