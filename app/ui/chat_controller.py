@@ -496,7 +496,10 @@ class ChatController(QObject):
 
         def remember(digest: str) -> None:
             self._model_sha256[str(path)] = digest
-            self.store.remember_sha256(path, digest)
+            try:
+                self.store.remember_sha256(path, digest)
+            except OSError as error:  # the file went away meanwhile (deleted in the manager)
+                log.info("not caching the hash of %s: %s", path, error)
 
         run_in_background(lambda: file_sha256(path), remember,
                           lambda error: log.warning("hashing %s failed: %s", path, error))

@@ -34,6 +34,7 @@ class ModelActions(QObject):
             self.manager.load_requested.connect(
                 lambda path, settings: self.controller.load_model(path, settings.load_options()))
             self.manager.unload_requested.connect(self.unload)
+            self.manager.unload_then_delete.connect(self._unload_then_delete)
             self.manager.download_requested.connect(self.open_downloads)
             self.mark_current()
         else:
@@ -130,15 +131,30 @@ class ModelActions(QObject):
                 panel.set_header(header)
 
         def unreadable(error: Exception) -> None:
-            panel.set_header(None)
+            if self.controller.model is not None and self.controller.model.path == path:
+                panel.set_header(None)
 
         run_in_background(lambda: read_model(path), shown, unreadable)
 
-    def unload(self) -> None:
+    def unload(self) -> bool:
+        """Unload the model (asking first while it answers); False if the user said no."""
         if self.controller.model is None:
-            return
+            return True
         if self.controller.generating and QMessageBox.question(
                 self.window, "Unload the model", "An answer is being written. Stop it and unload?") \
                 != QMessageBox.StandardButton.Yes:
-            return
+            return False
         self.controller.unload_model()
+        return True
+
+    def _unload_then_delete(self, path: str) -> None:
+        """The file is deleted once llama.cpp has let go of it (Windows cannot delete a mapped file)."""
+        def delete() -> None:
+            self.controller.model_unloaded.disconnect(delete)
+            if self.manager is not None:
+                self.manager.delete_path(path)
+
+        if self.controller.model is None:
+            self.manager.delete_path(path)
+        elif self.unload():
+            self.controller.model_unloaded.connect(delete)

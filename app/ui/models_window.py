@@ -45,6 +45,7 @@ def parameters_label(count: int) -> str:
 class ModelsWindow(QDialog):
     load_requested = Signal(str, object)  # path, ModelSettings
     unload_requested = Signal()
+    unload_then_delete = Signal(str)  # the loaded model is to be deleted: unload it, then delete_path
     download_requested = Signal()
 
     def __init__(self, library: ModelLibrary, parent: QWidget | None = None) -> None:
@@ -270,14 +271,18 @@ class ModelsWindow(QDialog):
             f"{entry.path}")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        if str(entry.path) == self._current:
-            self.unload_requested.emit()
+        if str(entry.path) == self._current:  # a loaded (memory-mapped) file: unload it first
+            self.unload_then_delete.emit(str(entry.path))
+        else:
+            self.delete_path(str(entry.path))
+
+    def delete_path(self, path: str) -> None:
         try:
-            self.library.delete_model(entry.path)
+            self.library.delete_model(path)
         except LibraryError as error:
             self.message.setText(error.message)
             return
-        self.refresh(message=f"Deleted {entry.name}.")
+        self.refresh(message=f"Deleted {Path(path).name}.")
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of models")

@@ -79,7 +79,11 @@ class Preferences:
 
     @property
     def overflow_policy(self) -> str:
-        return str(self._get("chat/overflow_policy", "drop_oldest"))
+        """One of OverflowPolicy's values; anything else (a hand edit, a newer version) is ignored."""
+        from app.core.context_window import OverflowPolicy
+
+        value = str(self._get("chat/overflow_policy", OverflowPolicy.DROP_OLDEST))
+        return value if value in set(OverflowPolicy) else OverflowPolicy.DROP_OLDEST.value
 
     @overflow_policy.setter
     def overflow_policy(self, value: str) -> None:

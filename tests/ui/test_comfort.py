@@ -91,3 +91,15 @@ def test_geometry_splitter_and_last_conversation_are_restored(qtbot) -> None:
     assert "about the first" in again.chat_view.toPlainText()
     assert again.size() == size
     assert again.splitter.sizes() == sizes
+
+
+def test_a_bad_stored_preference_is_ignored(qtbot) -> None:
+    from app.ui.preferences import Preferences
+
+    prefs = Preferences()
+    prefs._set("chat/overflow_policy", "bogus")
+    prefs._set("view/theme", "neon")
+    prefs._set("view/text_size", "huge")
+    window = open_window(qtbot)  # starts, with the defaults
+    assert window.context_meter.current_policy() == "drop_oldest"
+    assert window.theme_actions["system"].isChecked()

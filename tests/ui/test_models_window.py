@@ -120,3 +120,19 @@ def test_load_and_unload_from_the_manager(qtbot, window, model_path) -> None:
     with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
         manager.buttons["unload"].click()
     assert "loaded" not in row_of(manager, "copy")[6]
+
+
+def test_deleting_the_loaded_model_unloads_it_first(qtbot, window, model_path, monkeypatch) -> None:
+    copy = paths.models_dir() / "copy.gguf"
+    shutil.copyfile(model_path, copy)
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000):
+        window.models.load(copy)
+    window.models.open_manager()
+    manager = window.models.manager
+    qtbot.waitUntil(lambda: "loaded" in row_of(manager, "copy")[6], timeout=10_000)
+    select(manager, "copy")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
+        manager.buttons["delete"].click()
+    qtbot.waitUntil(lambda: not copy.exists(), timeout=5_000)
+    assert window.controller.model is None
