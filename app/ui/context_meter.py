@@ -50,17 +50,19 @@ class ContextMeter(QWidget):
     def current_policy(self) -> str:
         return self.policy.currentData()
 
-    def show_usage(self, used: int, n_ctx: int) -> None:
+    def show_usage(self, used: int, n_ctx: int, reserve: int = 0) -> None:
+        """`reserve`: tokens kept free for the next answer; a chat past n_ctx - reserve is over."""
         self.used, self.n_ctx = used, n_ctx
         self.bar.setRange(0, max(n_ctx, 1))
         self.bar.setValue(min(used, n_ctx))
         share = used / n_ctx if n_ctx else 0.0
+        over = used > n_ctx - reserve
         text = f"Context: {used:,} / {n_ctx:,} tokens ({share:.0%})"
-        if used > n_ctx:
-            text += " — over: older messages will be left out" \
-                if self.current_policy() != OverflowPolicy.STOP else " — over: the next message is refused"
+        if over:
+            text += " — full: older messages will be left out" \
+                if self.current_policy() != OverflowPolicy.STOP else " — full: the next message is refused"
         self.bar.setFormat(text)
-        state = "over" if share >= 1 else "tight" if share >= TIGHT else "ok"
+        state = "over" if over else "tight" if share >= TIGHT else "ok"
         if self.bar.property("state") != state:  # a style sheet costs a re-polish: only on change
             self.bar.setProperty("state", state)
             self.bar.setStyleSheet("QProgressBar::chunk { background: %s; }" % (

@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
         c.conversations_changed.connect(self._refresh_conversations)
         c.conversation_shown.connect(self.conversation_list.select)
         c.conversation_shown.connect(self._show_system_prompt)
-        c.context_used.connect(self.context_meter.show_usage)
+        c.context_used.connect(self._show_context)
         c.draft_returned.connect(self._return_draft)
         c.conversation_shown.connect(self._count_timer.start)
         c.model_failed.connect(self.context_meter.show_no_model)
@@ -367,6 +367,14 @@ class MainWindow(QMainWindow):
         self.controller.set_system_prompt(text)
         self._count_timer.start()
         self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
+
+    def _show_context(self, used: int, n_ctx: int) -> None:
+        """While typing, the room kept for the answer counts too: that is when a chat gets cut."""
+        from app.core.context_window import answer_reserve
+
+        c = self.controller
+        reserve = 0 if c.generating else answer_reserve(n_ctx, c.sampling.params.max_tokens)
+        self.context_meter.show_usage(used, n_ctx, reserve)
 
     def _return_draft(self, text: str) -> None:
         """A refused message comes back to the composer, before anything typed since."""

@@ -196,3 +196,12 @@ def test_saved_system_prompts(qtbot, window) -> None:
     assert window.controller.conversation.system_prompt == "Always answer in French."
     panel.save_named("Helpful assistant")  # built in: refused, with a reason
     assert "built-in" in panel.hint.text()
+
+
+def test_the_meter_says_full_when_the_next_message_would_be_cut(qtbot, small_window) -> None:
+    window = small_window
+    meter = window.context_meter
+    qtbot.waitUntil(lambda: meter.n_ctx == SMALL_CONTEXT and meter.used > SMALL_CONTEXT, timeout=10_000)
+    assert "full: older messages will be left out" in meter.bar.text()  # the long chat is past it
+    window.context_meter.set_policy(OverflowPolicy.STOP)
+    qtbot.waitUntil(lambda: "the next message is refused" in meter.bar.text(), timeout=5_000)
