@@ -133,7 +133,8 @@ class ModelsWindow(QDialog):
                     self.message.setText(message)
 
         def failed(error: Exception) -> None:
-            self.message.setText(f"Scan failed: {error}")
+            if serial == self._scan_serial:
+                self.message.setText(f"Scan failed: {error}")
 
         run_in_background(self.library.scan, shown, failed)
 
