@@ -32,7 +32,7 @@ class EngineError(UserFacingError):
 @dataclass(frozen=True)
 class LoadOptions:
     n_ctx: int = 4096  # 0: the length the model was trained for
-    n_gpu_layers: int = 0  # -1: all layers
+    n_gpu_layers: int = 0  # -1: all (the output layer too), 0: CPU only, N: the last N layers
     n_threads: int | None = None  # None: one per physical core
     n_batch: int = 512
     flash_attn: bool = False

@@ -90,17 +90,8 @@ _UNQUANTISED_KV = ("f32", "f16", "bf16")
 
 
 @dataclass(frozen=True)
-class ModelSettings:
-    """How one model is loaded. Defaults match app.core.engine_types.LoadOptions."""
-
-    n_ctx: int = 4096  # 0: the context length the model was trained for
-    n_gpu_layers: int = 0  # -1: all (as many as fit, the output layer too), 0: CPU only, N: last N
-    n_threads: int | None = None  # None: one per physical core
-    n_batch: int = 512
-    flash_attn: bool = False
-    use_mmap: bool = True
-    use_mlock: bool = False
-    kv_cache_type: str = "f16"  # a key of app.core.memory.KV_BYTES_PER_VALUE
+class ModelSettings(LoadOptions):
+    """How one model is loaded, as stored in the library: LoadOptions, checked when made."""
 
     def __post_init__(self) -> None:
         problem = self._problem()
