@@ -153,4 +153,7 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
         loop.run_until_complete(closed.wait())
     if instance is not None:
         instance.close()
+    from app.workers.background import wait_for_background_tasks
+
+    wait_for_background_tasks()  # a task started while closing finishes before Qt's objects go
     return 0

@@ -31,9 +31,13 @@ class _Task(QRunnable):
             result = self.fn()
         except Exception as error:  # noqa: BLE001 - delivered to the caller's on_error
             log.debug("background task failed", exc_info=True)
-            self.relay.failed.emit(error)
+            signal, value = self.relay.failed, error
         else:
-            self.relay.done.emit(result)
+            signal, value = self.relay.done, result
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the app is closing and its objects are gone: nobody to tell
+            log.debug("background task finished after the app closed")
 
 
 _live: set[_Relay] = set()  # relays stay alive until their task reports
