@@ -15,13 +15,12 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from app.core.context_window import OverflowPolicy
-from app.core.conversation import Conversation, GenerationRecord, Message
+from app.core.conversation import Conversation, Message
 from app.core.engine_types import EngineError, GenerationStats, LoadOptions, ModelInfo
-from app.core.library import file_sha256
 from app.core.store import AnswerRecorder, ConversationStore, ConversationSummary
+from app.ui.answer_records import AnswerRecords
 from app.ui.chat_view import ChatView
 from app.ui.sampling_panel import SamplingSettings
-from app.workers.background import run_in_background
 from app.workers.inference import InferenceClient
 
 FLUSH_MS = 30
@@ -69,7 +68,7 @@ class ChatController(QObject):
         self._dropped = 0  # earlier messages left out of the answer being written
         self._count_id = 0  # the context count whose answer is awaited
         self._undo: _Undo | None = None  # what the running request added, if it must be taken back
-        self._model_sha256: dict[str, str] = {}
+        self.records = AnswerRecords(store)
         self.summaries: list[ConversationSummary] = store.list_conversations()
         self.conversation = Conversation(sampling=sampling.params)  # unsaved until first message
         self._answer: Message | None = None
@@ -328,7 +327,7 @@ class ChatController(QObject):
         self.model = info
         self.model_loaded.emit(info)
         self.status.emit("Generating…" if self.generating else "Ready")
-        self._hash_model(Path(info.path))
+        self.records.hash_model(Path(info.path))
 
     def _on_unloaded(self) -> None:
         self.model = None
@@ -377,7 +376,8 @@ class ChatController(QObject):
         if request != self._request or self._recorder is None:
             return
         self._flush()
-        self._recorder.finish(self._generation_record(stats), incomplete=stats.stop_reason == "user")
+        record = self.records.record(self.model, self._request_sampling, stats, self._dropped)
+        self._recorder.finish(record, incomplete=stats.stop_reason == "user")
         self._prompt_tokens, self._streamed_tokens = stats.prompt_tokens, stats.completion_tokens
         self._report_context()
         self._end_answer()
@@ -469,41 +469,6 @@ class ChatController(QObject):
         self.view.show_conversation(shown)
         self.view.set_conversation(conversation)
 
-    def _generation_record(self, stats: GenerationStats) -> GenerationRecord:
-        info = self.model
-        path = Path(info.path) if info else None
-        return GenerationRecord(
-            model_file=path.name if path else "",
-            model_size=path.stat().st_size if path and path.exists() else 0,
-            model_sha256=self._model_sha256.get(str(path), "") if path else "",
-            sampling=self._request_sampling.to_dict(),
-            seed=stats.seed,
-            prompt_tokens=stats.prompt_tokens,
-            completion_tokens=stats.completion_tokens,
-            ttft_s=stats.ttft_s,
-            tokens_per_s=stats.tokens_per_s,
-            stop_reason=stats.stop_reason,
-            llama_cpp_version=info.llama_cpp_version if info else _llama_cpp_version(),
-            dropped_messages=self._dropped,
-        )
-
-    def _hash_model(self, path: Path) -> None:
-        """SHA-256 of the model file for generation records: cached, else computed off-thread."""
-        cached = self.store.cached_sha256(path)
-        if cached:
-            self._model_sha256[str(path)] = cached
-            return
-
-        def remember(digest: str) -> None:
-            self._model_sha256[str(path)] = digest
-            try:
-                self.store.remember_sha256(path, digest)
-            except OSError as error:  # the file went away meanwhile (deleted in the manager)
-                log.info("not caching the hash of %s: %s", path, error)
-
-        run_in_background(lambda: file_sha256(path), remember,
-                          lambda error: log.warning("hashing %s failed: %s", path, error))
-
     def _show(self, conversation: Conversation) -> None:
         self.sampling.set_params(conversation.sampling)
         self.view.show_conversation(conversation)
@@ -525,8 +490,3 @@ def dropped_notice(dropped: int, policy: str) -> str:
         f"1 earlier message {where} of this chat was"
     return f"✂ The context is full: {many} not sent to the model for this answer."
 
-
-def _llama_cpp_version() -> str:
-    from importlib.metadata import version  # only when no model was loaded: rare
-
-    return version("llama-cpp-python")
