@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 import app
 from app.core.engine_types import GenerationStats, ModelInfo
 from app.core.store import ConversationStore, default_store_path
-from app.ui import transcript_actions
+from app.ui import help_dialogs, transcript_actions
 from app.ui.chat_controller import ChatController
 from app.ui.chat_view import ChatView
 from app.ui.composer import Composer
@@ -39,12 +38,6 @@ from app.workers.inference import InferenceClient
 
 UNDO_SECONDS = 8
 COUNT_PAUSE_MS = 250  # the context meter counts the draft once typing pauses this long
-SHORTCUTS_HELP = (
-    ("Enter", "Send"), ("Shift+Enter", "New line"), ("Esc", "Stop the answer / cancel an edit"),
-    ("Ctrl+N", "New chat"), ("Ctrl+K", "Search chats"), ("Ctrl+E", "Export"),
-    ("Ctrl+Shift+C", "Copy the last answer"), ("Ctrl+= / Ctrl+-", "Bigger / smaller text"),
-    ("Ctrl+0", "Default text size"), ("F2", "Rename the chat"), ("Ctrl+O", "Open a GGUF model"),
-)
 
 
 class MainWindow(QMainWindow):
@@ -186,8 +179,8 @@ class MainWindow(QMainWindow):
         self._action(model_menu, "&Open GGUF file…", self.models.choose_file, "Ctrl+O")
         self._action(model_menu, "&Unload the model", self.models.unload)
         help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts)
-        self._action(help_menu, "&About Llamadesk", self._about)
+        self._action(help_menu, "&Keyboard shortcuts", lambda: help_dialogs.show_shortcuts(self))
+        self._action(help_menu, "&About Llamadesk", lambda: help_dialogs.show_about(self))
 
     def _build_view_menu(self) -> None:
         view_menu = self.menuBar().addMenu("&View")
@@ -330,10 +323,6 @@ class MainWindow(QMainWindow):
         self.set_text_size(self._default_text_size)
         self.preferences.text_size = 0
         self.show_info("Default text size")
-
-    def _show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in SHORTCUTS_HELP)
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellpadding='3'>{rows}</table>")
 
     def _stop_editing(self) -> None:
         if self._editing is not None:
@@ -478,19 +467,6 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.models.import_and_load([url.toLocalFile() for url in event.mimeData().urls()])
         event.acceptProposedAction()
-
-    def _about(self) -> None:
-        from importlib.metadata import version
-
-        from app.core import backends
-
-        gpu = "GPU offload" if backends.gpu_offload_supported() else "CPU only"
-        build = f"<br>llama.cpp backends: {backends.backend_name()} ({gpu})"
-        QMessageBox.about(
-            self, f"About {app.APP_NAME}",
-            f"<b>{app.APP_NAME}</b> {app.__version__}<br>Private, local chat with GGUF models."
-            f"<br>llama-cpp-python {version('llama-cpp-python')}{build}",
-        )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self._save_state()
