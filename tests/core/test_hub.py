@@ -22,15 +22,6 @@ REPO = "bartowski/Tiny-Llama-GGUF"
 FILE = "Tiny-Llama-Q4_K_M.gguf"
 
 
-@pytest.fixture
-def fake_hub():
-    with FakeHub() as fake:
-        yield fake
-    leftovers = [t.name for t in threading.enumerate()
-                 if t.name.startswith("fake-hub") or "process_request_thread" in t.name]
-    assert not leftovers, f"fake hub threads still running: {leftovers}"
-
-
 def gguf_bytes(tmp_path: Path, name: str, floats: int = 256 * 1024, seed: int = 0) -> bytes:
     """A valid GGUF whose tensor data is random, so that bytes at a wrong offset cannot match."""
     path = write_gguf(tmp_path / f"src-{name}", {"general.architecture": "llama", "general.name": name},

@@ -97,14 +97,6 @@ def test_models_usage_errors(home: Path) -> None:
     assert_usage_error(run_cli(home, "models", "download", "only-a-repo"))
 
 
-@pytest.fixture
-def fake_hub():
-    from tests.fixtures.fake_hub import FakeHub
-
-    with FakeHub() as fake:
-        yield fake
-
-
 def test_download_puts_the_verified_file_in_the_library(home: Path, tmp_path: Path, fake_hub) -> None:
     import hashlib
 

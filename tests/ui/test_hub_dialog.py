@@ -13,16 +13,10 @@ import pytest
 from app.core import hub
 from app.ui.hub_dialog import HubDialog
 from tests.core.test_hub import gguf_bytes
-from tests.fixtures.fake_hub import TOKEN, FakeHub
+from tests.fixtures.fake_hub import TOKEN
 
 REPO = "someone/Tiny-Llama-GGUF"
 FILE = "Tiny-Llama-Q4_K_M.gguf"
-
-
-@pytest.fixture
-def fake_hub():
-    with FakeHub() as fake:
-        yield fake
 
 
 @pytest.fixture
