@@ -17,22 +17,25 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from app.core.errors import UserFacingError
+# GGUFError and ArraySummary are re-exported: callers import them from here.
+from app.core.gguf_reader import (
+    _ARRAY,
+    _MAX_DIMS,
+    _TOKENS,
+    ArraySummary,
+    GGUFError,
+    _check_vocabulary,
+    _count,
+    _is_int,
+    _Reader,
+    _shown,
+)
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
-# Limits far above any real model; beyond them the header is garbage, not a model.
-_MAX_COUNT = 10_000_000
-_MAX_STRING = 256 * 1024 * 1024
-_MAX_DIMS = 4
-# Arrays longer than this (token lists, merges) are summarised, not kept.
-_KEEP_ARRAY_MAX = 64
-
-# GGUF metadata value types: struct format of the scalar ones.
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS: it aborts the process on a block_count above it
 
 # ggml tensor types: (elements per block, bytes per block). Types missing here are newer
 # than this table; their size is then unknown and the truncation check skips them.
@@ -63,22 +66,6 @@ _FTYPE_GUESSED = 1024  # a flag llama.cpp sets on a file type it guessed
 
 # llama.cpp's split naming: <prefix>-00001-of-00003.gguf (parts numbered from 1).
 _SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-
-
-class GGUFError(UserFacingError):
-    """The file is not a usable GGUF. `kind` is one of: missing, not_gguf, corrupt, truncated."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class ArraySummary:
-    """A long metadata array (e.g. the token list), kept as its type and length only."""
-
-    item_type: int
-    length: int
 
 
 @dataclass(frozen=True)
@@ -134,8 +121,10 @@ class GGUFHeader:
 
     @property
     def block_count(self) -> int:
-        """Repeating layers (llama.cpp's n_layer), without the input and output layers."""
-        return int(self.arch_value("block_count", 0) or 0)
+        """Repeating layers (llama.cpp's n_layer), without the input and output layers; 0 when
+        the header's value is not a count llama.cpp takes (read_model() refuses such a file)."""
+        value = self.arch_value("block_count", 0)
+        return value if _is_int(value) and 0 <= value <= MAX_LAYERS else 0
 
     @property
     def license(self) -> str | None:
@@ -175,16 +164,17 @@ class GGUFHeader:
         Layers without attention (recurrent layers of hybrid models) hold 0; so does every
         layer when the header lacks the attention keys.
         """
-        n_embd = int(self.arch_value("embedding_length", 0) or 0)
+        n_embd = _count(self.arch_value("embedding_length"))
         head_count = self.arch_value("attention.head_count", 0)
         head_count_kv = self.arch_value("attention.head_count_kv", head_count)
+        key_length = _count(self.arch_value("attention.key_length"))
+        value_length = _count(self.arch_value("attention.value_length"))
         values = []
         for layer in range(self.block_count):
             n_head = _per_layer(head_count, layer)
             n_head_kv = _per_layer(head_count_kv, layer, default=n_head)
             head_dim = n_embd // n_head if n_head else 0
-            k_dim = int(self.arch_value("attention.key_length", head_dim) or head_dim)
-            v_dim = int(self.arch_value("attention.value_length", head_dim) or head_dim)
+            k_dim, v_dim = key_length or head_dim, value_length or head_dim
             values.append(n_head_kv * (k_dim + v_dim) if n_head else 0)
         return values
 
@@ -200,11 +190,11 @@ class GGUFHeader:
             "architecture": self.architecture,
             "quantization": self.quantization,
             "parameters": self.parameter_count,
-            "size_label": self.metadata.get("general.size_label"),
+            "size_label": _plain(self.metadata.get("general.size_label")),
             "license": self.license,
             "context_length": self.context_length,
             "layers": self.block_count,
-            "embedding_length": self.arch_value("embedding_length"),
+            "embedding_length": _plain(self.arch_value("embedding_length")),
             "head_count": _plain(self.arch_value("attention.head_count")),
             "head_count_kv": _plain(head_count_kv),
             "has_chat_template": self.has_chat_template,
@@ -219,71 +209,15 @@ class GGUFHeader:
 def _per_layer(value: Any, layer: int, default: int = 0) -> int:
     """A hyperparameter that is one number, or a list with one per layer."""
     if isinstance(value, list):
-        return int(value[layer]) if layer < len(value) else default
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    return default  # missing, or a per-layer array too long to have been kept
+        return _count(value[layer], default) if layer < len(value) else default
+    return _count(value, default)  # missing, or a per-layer array too long to have been kept
 
 
 def _plain(value: Any) -> Any:
+    """JSON-ready: a summarised array shows as None."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return None if isinstance(value, ArraySummary) else value
-
-
-class _Reader:
-    def __init__(self, f: BinaryIO, name: str, file_size: int, count_format: str):
-        self.f = f
-        self.name = name
-        self.file_size = file_size
-        self.count_format = count_format
-
-    def read(self, n: int) -> bytes:
-        data = self.f.read(n)
-        if len(data) != n:
-            raise GGUFError(
-                "truncated",
-                f"{self.name} ends inside its header (at byte {self.f.tell():,} of "
-                f"{self.file_size:,}): it was cut short, probably by an interrupted download.",
-            )
-        return data
-
-    def unpack(self, fmt: str) -> Any:
-        return struct.unpack("<" + fmt, self.read(struct.calcsize(fmt)))[0]
-
-    def count(self, what: str) -> int:
-        n = self.unpack(self.count_format)
-        if n > _MAX_COUNT:
-            raise GGUFError("corrupt", f"The header is corrupt: it declares {n:,} {what}.")
-        return n
-
-    def string(self) -> str:
-        n = self.unpack(self.count_format)
-        if n > _MAX_STRING or n > self.file_size:
-            raise GGUFError("corrupt", f"The header is corrupt: a string of {n:,} bytes.")
-        return self.read(n).decode("utf-8", errors="replace")
-
-    def value(self, vtype: int) -> Any:
-        if vtype in _SCALARS:
-            return self.unpack(_SCALARS[vtype])
-        if vtype == _STRING:
-            return self.string()
-        if vtype == _ARRAY:
-            item_type = self.unpack("I")
-            length = self.count("array items")
-            if length > _KEEP_ARRAY_MAX:
-                self._skip_array(item_type, length)
-                return ArraySummary(item_type, length)
-            return [self.value(item_type) for _ in range(length)]
-        raise GGUFError("corrupt", f"The header is corrupt: unknown metadata type {vtype}.")
-
-    def _skip_array(self, item_type: int, length: int) -> None:
-        if item_type in _SCALARS:
-            size = struct.calcsize(_SCALARS[item_type]) * length
-            if self.f.tell() + size > self.file_size:
-                self.read(self.file_size - self.f.tell() + 1)  # raises "truncated"
-            self.f.seek(size, os.SEEK_CUR)
-        else:
-            for _ in range(length):
-                self.value(item_type)
 
 
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
@@ -310,12 +244,26 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
                 "corrupt", f"{path.name} has GGUF version {version}, which is not one we know (1-3)."
             )
         reader = _Reader(f, path.name, file_size, "I" if version == 1 else "Q")
-        n_tensors = reader.count("tensors")
-        n_kv = reader.count("metadata entries")
+        n_tensors = reader.count("tensors", reader.count_size + 16)
+        n_kv = reader.count("metadata entries", reader.count_size + 5)
         metadata: dict[str, Any] = {}
+        kinds: dict[str, tuple[int, int]] = {}  # key: (its type, or its items' type; how many)
         for _ in range(n_kv):
             key = reader.string()
-            metadata[key] = reader.value(reader.unpack("I"))
+            vtype = reader.unpack("I")
+            if vtype == _ARRAY:
+                kinds[key] = reader.array_head(0)
+                read = reader.vocabulary if key == _TOKENS else reader.array
+                metadata[key] = read(*kinds[key], depth=0)
+            else:
+                kinds[key] = (vtype, 1)
+                metadata[key] = reader.value(vtype)
+        _check_vocabulary(path.name, kinds)
+        alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+        if kinds.get("general.alignment", (4,))[0] != 4 or not alignment or alignment & (alignment - 1):
+            raise GGUFError("corrupt", f"The header of {path.name} is corrupt: its alignment "
+                                       f"(general.alignment) is {_shown(alignment)}, not a power of two "
+                                       "stored as a 32-bit number. Download the file again.")
         tensors = []
         for _ in range(n_tensors):
             name = reader.string()
@@ -323,8 +271,12 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
             if n_dims > _MAX_DIMS:
                 raise GGUFError("corrupt", f"The header is corrupt: tensor {name} has {n_dims} dims.")
             shape = tuple(reader.unpack("Q") for _ in range(n_dims))
-            tensors.append(TensorInfo(name, shape, reader.unpack("I"), reader.unpack("Q")))
-        alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
+            tensor = TensorInfo(name, shape, reader.unpack("I"), reader.unpack("Q"))
+            if tensor.n_elements > 8 * file_size:  # more values than bits in the file
+                raise GGUFError("corrupt", f"The header of {path.name} is corrupt: tensor {_shown(name)} "
+                                           f"has shape {shape}, {tensor.n_elements:,} values, more than "
+                                           f"{file_size:,} bytes can hold. Download the file again.")
+            tensors.append(tensor)
         end_of_infos = f.tell()
     data_offset = (end_of_infos + alignment - 1) // alignment * alignment
     header = GGUFHeader(path, version, metadata, tensors, data_offset, file_size, parts=(path,))
@@ -369,7 +321,7 @@ def read_model(path: str | os.PathLike[str]) -> GGUFHeader:
     """
     parts = split_parts(path)
     if len(parts) == 1:
-        return read_header(parts[0])
+        return _check_layers(read_header(parts[0]))
     prefix, _, count = split_name(parts[0]) or ("", 0, 0)
     missing = [p for p in parts if not p.exists()]
     if missing:
@@ -389,13 +341,28 @@ def read_model(path: str | os.PathLike[str]) -> GGUFHeader:
     for number, header in enumerate(headers):
         found = header.metadata.get("split.no", number)
         if found != number:
-            raise GGUFError("corrupt", f"{header.path.name} holds part {found + 1} of the model, "
+            shown = found + 1 if _is_int(found) else _shown(found)
+            raise GGUFError("corrupt", f"{header.path.name} holds part {shown} of the model, "
                                        f"not part {number + 1} as its name says.")
     tensors = [t for h in headers for t in h.tensors]
     expected = first.metadata.get("split.tensors.count")
     if expected is not None and expected != len(tensors):
-        raise GGUFError("corrupt", f"{prefix} should hold {expected:,} tensors but its {count} "
+        raise GGUFError("corrupt", f"{prefix} should hold {_shown(expected)} tensors but its {count} "
                                    f"parts hold {len(tensors):,}.")
-    return GGUFHeader(first.path, first.version, first.metadata, tensors, first.data_offset,
-                      sum(h.file_size for h in headers), sum(h.required_size for h in headers),
-                      parts=parts)
+    return _check_layers(GGUFHeader(first.path, first.version, first.metadata, tensors, first.data_offset,
+                                    sum(h.file_size for h in headers), sum(h.required_size for h in headers),
+                                    parts=parts))
+
+
+def _check_layers(header: GGUFHeader) -> GGUFHeader:
+    """llama.cpp aborts the process on a block_count outside 1 to MAX_LAYERS, and every layer has
+    tensors of its own: a count beyond them (4e9 in a 192-byte file) is damage, not a model."""
+    key = f"{header.architecture}.block_count"
+    value, n_tensors = header.metadata.get(key), len(header.tensors)
+    if value is None or (_is_int(value) and 0 < value <= min(MAX_LAYERS, n_tensors or MAX_LAYERS)):
+        return header
+    shown = f"{value:,}" if _is_int(value) else _shown(value)
+    raise GGUFError("corrupt", f"The header of {header.path.name} is corrupt: it declares "
+                               f"{shown} layers ({key}) for {n_tensors:,} tensors; llama.cpp "
+                               f"loads 1 to {MAX_LAYERS} layers, each with tensors of its own. "
+                               "Download the file again.")

@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.test_cli import assert_fails, assert_usage_error, run_cli
 from tests.fixtures.gguf_files import write_split_llama, write_tiny_llama
+from tests.fixtures.hostile_gguf import HOSTILE, bit_flipped_model, huge_block_count
 
 MiB = 1024**2
 
@@ -118,3 +119,28 @@ def test_download_of_a_missing_file_fails_with_the_reason(home: Path, fake_hub) 
     assert result.returncode == 1 and result.stdout == ""
     assert "nope.gguf" in result.stderr and "not" in result.stderr.lower()
     assert not list((home / "data" / "models").glob("*.gguf"))
+
+
+# Hostile headers (tests/fixtures/hostile_gguf.py): `models info` gave tracebacks or never returned.
+CLI_HOSTILE = ["huge_block_count", "alignment_text", "alignment_zero", "deep_nesting", "huge_string",
+               "huge_tensor_dims", "truncated_mid_entry", "duplicate_tokens"]
+
+
+@pytest.mark.timeout(120)  # before the header checks, huge_block_count ran for ever
+@pytest.mark.parametrize("name", CLI_HOSTILE)
+def test_info_of_a_hostile_header_fails_in_one_line(name: str, home: Path, tmp_path: Path) -> None:
+    make, _, words = HOSTILE[name]
+    line = assert_fails(run_cli(home, "models", "info", str(make(tmp_path / f"{name}.gguf"))), words)
+    assert "Traceback" not in line and "download" in line.lower()
+
+
+def test_info_and_list_of_the_bit_flipped_model(home: Path, models: Path, model_path: Path) -> None:
+    flipped = bit_flipped_model(model_path, models / "flipped.gguf")
+    huge_block_count(models / "layers.gguf")
+    assert_fails(run_cli(home, "models", "info", str(flipped)),
+                 "token 2,382 of its vocabulary duplicates token 930 ('Ġred')", "Download the file again")
+    result = run_cli(home, "models", "list")
+    assert result.returncode == 0 and result.stderr == ""
+    broken = {row[0]: row[1] for row in (line.split("\t") for line in result.stdout.splitlines())}
+    assert broken["flipped"].startswith("broken: flipped.gguf is damaged: token 2,382")
+    assert broken["layers"].startswith("broken: The header of layers.gguf is corrupt")
