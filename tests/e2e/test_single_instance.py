@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.single_instance import SingleInstance, server_name
+from app.single_instance import NAME_FILE, SingleInstance, server_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -238,3 +238,139 @@ def test_launches_at_the_same_moment_make_exactly_one_primary(name: str, tmp_pat
               for _ in range(4)]
     outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
     assert sorted(outputs) == ["primary", "secondary", "secondary", "secondary"], outputs
+
+
+# ------------------------------------------------- one instance per data folder, whatever the environment
+
+def test_the_published_name_is_found_whatever_the_environment(qtbot, tmp_path: Path, monkeypatch) -> None:
+    """Two launches on one data folder whose XDG_RUNTIME_DIR differs: one primary, and the handover
+    arrives (before: each computed its own socket path, and both became primary)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for runtime in ("run-a", "run-b"):
+        (tmp_path / runtime).mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run-a"))
+    first = SingleInstance(data_dir=data)
+    second = SingleInstance(data_dir=data)
+    try:
+        assert first.claim() is True
+        published = (data / NAME_FILE).read_text().strip()
+        assert published == first.name and Path(published).exists()
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run-b"))
+        assert second.claim() is False and not second.is_primary
+        with qtbot.waitSignal(first.opened, timeout=5000) as blocker:
+            assert second.send(tmp_path / "m.gguf") is True
+        assert blocker.args == [str(tmp_path / "m.gguf")]
+    finally:
+        second.close()
+        first.close()
+    assert not (data / NAME_FILE).exists()  # the primary took its name with it
+
+
+def test_a_stale_published_name_is_replaced(qtbot, tmp_path: Path) -> None:
+    """A crash leaves the name file (and maybe a socket nobody listens on): the next launch is primary."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / NAME_FILE).write_text(str(tmp_path / "gone.sock") + "\n")
+    instance = SingleInstance(data_dir=data)
+    try:
+        assert instance.claim() is True and instance.is_primary
+        assert (data / NAME_FILE).read_text().strip() == instance.name != str(tmp_path / "gone.sock")
+    finally:
+        instance.close()
+
+
+CLAIMER = """
+import sys
+from PySide6.QtCore import QCoreApplication, QTimer
+from app.single_instance import SingleInstance
+app = QCoreApplication([])
+instance = SingleInstance()
+if not instance.claim():
+    print("secondary", flush=True)
+    sys.exit(0 if instance.send(sys.argv[1]) else 4)
+print("primary", flush=True)
+def opened(path):
+    print("opened", path, flush=True)
+    app.quit()
+instance.opened.connect(opened)
+QTimer.singleShot(float(sys.argv[2]) * 1000, app.quit)
+app.exec()
+instance.close()
+"""
+
+
+def _environment(tmp_path: Path, label: str, variable: str) -> dict[str, str]:
+    """One launch's environment: its own XDG_RUNTIME_DIR, or no XDG_RUNTIME_DIR and its own TMPDIR."""
+    folder = tmp_path / label
+    folder.mkdir(exist_ok=True)
+    _, env = _python("")
+    env = {k: v for k, v in env.items() if k not in ("XDG_RUNTIME_DIR", "TMPDIR")}
+    env.update({"LLAMADESK_HOME": str(tmp_path / "home"), variable: str(folder)})
+    return env
+
+
+@pytest.mark.parametrize("variable", ["XDG_RUNTIME_DIR", "TMPDIR"])
+def test_launches_in_different_environments_share_one_instance(tmp_path: Path, variable: str) -> None:
+    if sys.platform == "win32":
+        return  # a named pipe has one global namespace there
+    first = subprocess.Popen([sys.executable, "-c", CLAIMER, "", "60"], cwd=tmp_path,
+                             env=_environment(tmp_path, "a", variable), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "primary", first.stderr.read() if first.poll() else ""
+        second = subprocess.run([sys.executable, "-c", CLAIMER, "model.gguf", "0"], cwd=tmp_path,
+                                env=_environment(tmp_path, "b", variable), capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode == 0 and second.stdout.strip() == "secondary", second.stdout + second.stderr
+        out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert out.strip() == f"opened {tmp_path / 'model.gguf'}", err
+
+
+HOME_RACER = """
+import sys, time
+from PySide6.QtCore import QCoreApplication
+from app.single_instance import SingleInstance
+app = QCoreApplication([])
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+instance = SingleInstance()
+print("primary" if instance.claim() else "secondary", flush=True)
+time.sleep(3)
+instance.close()
+"""
+
+
+def test_racing_launches_in_different_environments_make_one_primary(tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        return
+    start_at = str(time.time() + 2.0)
+    racers = [subprocess.Popen([sys.executable, "-c", HOME_RACER, start_at], cwd=tmp_path,
+                               env=_environment(tmp_path, f"run-{i}", "XDG_RUNTIME_DIR"),
+                               stdout=subprocess.PIPE, text=True)
+              for i in range(4)]
+    outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
+    assert sorted(outputs) == ["primary", "secondary", "secondary", "secondary"], outputs
+
+
+def test_a_too_long_temporary_folder_falls_back_to_tmp(qtbot, tmp_path: Path, monkeypatch) -> None:
+    if sys.platform == "win32":
+        return
+    long_tmp = tmp_path / ("t" * 60) / ("u" * 60)
+    long_tmp.mkdir(parents=True)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    data = tmp_path / "data"
+    data.mkdir()
+    first, second = SingleInstance(data_dir=data), SingleInstance(data_dir=data)
+    try:
+        assert first.claim() is True and first.is_primary
+        assert first.name.startswith("/tmp/llamadesk-")
+        assert (data / NAME_FILE).read_text().strip() == first.name
+        assert second.claim() is False
+    finally:
+        second.close()
+        first.close()
