@@ -5,11 +5,18 @@ was written: the user's message is saved before the model starts, the answer is 
 it streams (see AnswerRecorder) and completed at the end.
 
 One store object per thread: sqlite3 connections are not shared across threads.
+
+Every failure of SQLite reaches callers as StoreError with a `kind` (store_recovery.FAULT_KINDS):
+a write that finds the database locked is retried a few times first, and a failed transaction is
+rolled back. Imports commit in short chunks, hidden until one final transaction shows them all.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,18 +26,69 @@ from pathlib import Path
 
 from app.core import search as _search
 from app.core.conversation import Conversation, GenerationRecord, Message, new_id
-from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
 from app.core.search import MATCH_END as MATCH_END  # re-exported: search results are the store's API
 from app.core.search import MATCH_START as MATCH_START
 from app.core.search import SearchHit as SearchHit
 from app.core.search import _fts_query as _fts_query
+from app.core.store_migrations import MIGRATIONS as MIGRATIONS  # re-exported: the schema's history
+from app.core.store_migrations import SCHEMA_VERSION as SCHEMA_VERSION
+from app.core.store_recovery import FAULT_KINDS as FAULT_KINDS  # re-exported with StoreError
+from app.core.store_recovery import StoreError, advice, fault_kind, import_alive, kind_of, store_error
 
+log = logging.getLogger(__name__)
 DATABASE_NAME = "conversations.sqlite3"
 
+# A window's write waits at most about BUSY_TIMEOUT_MS * (1 + len(RETRY_PAUSES_S)) + their sum
+# (~2.5 s) behind another program before it is told "locked"; the retries add what SQLite's own
+# busy handler does not cover (a busy snapshot, WAL recovery). An import holds the lock for about
+# IMPORT_CHUNK_S at a time and then pauses IMPORT_PAUSE_S: SQLite's locks are not queued, and a
+# waiting writer polls every 25-100 ms, so without the pause it could miss every gap (measured
+# behind a 16,000-message import: waits of up to 0.65 s without it, under 0.1 s with it).
+BUSY_TIMEOUT_MS = 750
+RETRY_PAUSES_S = (0.05, 0.15)
+IMPORT_CHUNK_S = 0.05
+IMPORT_PAUSE_S = 0.025
+IMPORT_BATCH_ROWS = 50
+# Errors of the caller (a constraint broken, an API misused): bugs to fix, not faults of the database.
+_CALLER_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 
-class StoreError(UserFacingError):
-    pass
+
+def _guarded(doing: str, retry: bool = True) -> Callable:
+    """SQLite's errors become StoreError (`doing` says what failed, for the outermost call); a
+    statement that found the database locked runs again after a short pause, unless it is part of
+    a caller's transaction (only the whole transaction could run again) or `retry` is False (an
+    argument that is used up)."""
+
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def guarded(self: ConversationStore, *args, **kwargs):
+            pauses = iter(RETRY_PAUSES_S if retry and not self._depth else ())
+            outermost = self._doing is None
+            if outermost:
+                self._doing = doing
+            try:
+                while True:
+                    try:
+                        self._heal()
+                        return method(self, *args, **kwargs)
+                    except sqlite3.Error as error:
+                        if isinstance(error, _CALLER_ERRORS):
+                            raise
+                        failure = store_error(error, self.path, self._doing)
+                        if failure.kind != "locked" or not self._pause_before_retry(pauses):
+                            raise failure from error
+                    except MemoryError as error:  # SQLite's SQLITE_NOMEM: a damaged index can cause it
+                        raise StoreError(f"Could not {self._doing}: SQLite ran out of memory reading the "
+                                         f"database, which usually means it is damaged. "
+                                         f"{advice('damaged', self.path)}", "damaged") from error
+            finally:
+                if outermost:
+                    self._doing = None
+
+        return guarded
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -43,178 +101,134 @@ class ConversationSummary:
     message_count: int
 
 
-# -- migrations: append only; each runs once, in order, recorded in schema_migrations ----------
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    """Run statements one by one: executescript would COMMIT the migration's transaction."""
-    statement = ""
-    for line in sql.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            db.execute(statement)
-            statement = ""
-    if statement.strip():
-        db.execute(statement)
-
-
-def _m001_initial(db: sqlite3.Connection) -> None:
-    _script(db, """
-        CREATE TABLE conversations (
-            num INTEGER PRIMARY KEY,              -- stable rowid for the FTS index
-            id TEXT NOT NULL UNIQUE,
-            title TEXT NOT NULL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            system_prompt TEXT NOT NULL DEFAULT '',
-            sampling TEXT NOT NULL DEFAULT '{}',
-            model TEXT NOT NULL DEFAULT '',
-            pinned INTEGER NOT NULL DEFAULT 0,
-            titled_by_user INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE messages (
-            num INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            parent_id TEXT,
-            role TEXT NOT NULL,
-            text TEXT NOT NULL,
-            created REAL NOT NULL,
-            current INTEGER NOT NULL DEFAULT 1,
-            incomplete INTEGER NOT NULL DEFAULT 0,
-            generation TEXT                       -- JSON of GenerationRecord, assistant only
-        );
-        CREATE INDEX messages_by_conversation ON messages(conversation_id, num);
-        CREATE TABLE model_hashes (
-            path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL
-        );
-    """)
-
-
-def _m002_full_text_search(db: sqlite3.Connection) -> None:
-    _script(db, """
-        CREATE VIRTUAL TABLE messages_fts USING fts5(
-            text, content='messages', content_rowid='num', tokenize='unicode61 remove_diacritics 2');
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
-        END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
-        END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
-            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
-        END;
-        CREATE VIRTUAL TABLE titles_fts USING fts5(
-            title, content='conversations', content_rowid='num',
-            tokenize='unicode61 remove_diacritics 2');
-        CREATE TRIGGER conversations_ai AFTER INSERT ON conversations BEGIN
-            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
-        END;
-        CREATE TRIGGER conversations_ad AFTER DELETE ON conversations BEGIN
-            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
-        END;
-        CREATE TRIGGER conversations_au AFTER UPDATE OF title ON conversations BEGIN
-            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
-            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
-        END;
-        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
-        INSERT INTO titles_fts(titles_fts) VALUES ('rebuild');
-    """)
-
-
-def _m003_soft_delete(db: sqlite3.Connection) -> None:
-    """Deleting is undoable for a few seconds: rows are marked first and purged later."""
-    db.execute("ALTER TABLE conversations ADD COLUMN deleted REAL")
-
-
-def _m004_fts_prefix_index(db: sqlite3.Connection) -> None:
-    """Prefix indexes for 2 and 3 characters: a short word typed so far ("th", "the") no longer
-    merges the lists of every word it begins. FTS5 takes options only when a table is created:
-    both tables are made anew (same content tables, tokenizer and triggers) and rebuilt."""
-    _script(db, """
-        DROP TRIGGER IF EXISTS messages_ai;
-        DROP TRIGGER IF EXISTS messages_ad;
-        DROP TRIGGER IF EXISTS messages_au;
-        DROP TRIGGER IF EXISTS conversations_ai;
-        DROP TRIGGER IF EXISTS conversations_ad;
-        DROP TRIGGER IF EXISTS conversations_au;
-        DROP TABLE IF EXISTS messages_fts;
-        DROP TABLE IF EXISTS titles_fts;
-        CREATE VIRTUAL TABLE messages_fts USING fts5(
-            text, content='messages', content_rowid='num', tokenize='unicode61 remove_diacritics 2',
-            prefix='2 3');
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
-        END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
-        END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.num, old.text);
-            INSERT INTO messages_fts(rowid, text) VALUES (new.num, new.text);
-        END;
-        CREATE VIRTUAL TABLE titles_fts USING fts5(
-            title, content='conversations', content_rowid='num',
-            tokenize='unicode61 remove_diacritics 2', prefix='2 3');
-        CREATE TRIGGER conversations_ai AFTER INSERT ON conversations BEGIN
-            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
-        END;
-        CREATE TRIGGER conversations_ad AFTER DELETE ON conversations BEGIN
-            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
-        END;
-        CREATE TRIGGER conversations_au AFTER UPDATE OF title ON conversations BEGIN
-            INSERT INTO titles_fts(titles_fts, rowid, title) VALUES ('delete', old.num, old.title);
-            INSERT INTO titles_fts(rowid, title) VALUES (new.num, new.title);
-        END;
-        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
-        INSERT INTO titles_fts(titles_fts) VALUES ('rebuild');
-    """)
-
-
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
-    ("initial", _m001_initial),
-    ("full_text_search", _m002_full_text_search),
-    ("soft_delete", _m003_soft_delete),
-    ("fts_prefix_index", _m004_fts_prefix_index),
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
 class ConversationStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, read_only: bool = False):
+        """busy_timeout_ms: how long one statement waits for another program's write lock (a
+        command-line user can wait longer than a window). read_only: open without writing
+        (a database on read-only media; every write then fails with kind "read_only")."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self._depth = 0  # transactions entered and not yet left (nested ones join the outer)
+        self._doing: str | None = None  # what the public method running now does, for messages
+        self.db: sqlite3.Connection | None = None
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None)  # we manage transactions
+            if read_only:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                          isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, isolation_level=None)  # we manage transactions
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA busy_timeout = 5000")
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._migrate()
-            self.db.execute("PRAGMA journal_mode = WAL")
+            if not read_only:
+                self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")  # durable against a killed process
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"Cannot open the conversation database {self.path}: {error}.") from error
+        except StoreError as error:
+            self._close_quietly()
+            if isinstance(error.__cause__, sqlite3.Error):  # a migration failed: say it as opening
+                raise self._open_error(error.__cause__) from error.__cause__
+            raise
+        except (sqlite3.Error, OSError) as error:
+            self._close_quietly()
+            raise self._open_error(error) from error
+        if not read_only:
+            self._remove_abandoned_imports_quietly()
+
+    def _open_error(self, error: sqlite3.Error | OSError) -> StoreError:
+        kind = fault_kind(error, self.path)
+        if kind == "io" and getattr(error, "sqlite_errorcode", None) == 1 and not self._sound():
+            kind = "damaged"  # a plain SQL error from queries that work on every sound database
+        return StoreError(f"Cannot open the conversation database {self.path} ({error}). "
+                          f"{advice(kind, self.path)}", kind)
+
+    def _sound(self) -> bool:
+        """PRAGMA quick_check, run only once opening failed: it reads the whole file."""
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                return db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
 
     def close(self) -> None:
         self.db.close()
 
+    def _close_quietly(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                log.debug("closing %s failed", self.path, exc_info=True)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing. Nested uses join the outer transaction."""
-        if self.db.in_transaction:
-            yield self.db
+        """All or nothing. Nested uses join the outer transaction. A failure rolls everything back
+        and raises StoreError (or the caller's own exception); a rollback that fails too is
+        logged, and never hides the first error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self._begin()
+        self._depth = 1
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as error:
+            self._rollback()
+            if isinstance(error, sqlite3.Error) and not isinstance(error, _CALLER_ERRORS):
+                raise store_error(error, self.path, self._doing or "save the change") from error
             raise
-        self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _begin(self) -> None:
+        pauses = iter(RETRY_PAUSES_S)
+        while True:
+            try:
+                self._heal()
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.Error as error:
+                failure = store_error(error, self.path, self._doing or "write to the conversation database")
+                if failure.kind != "locked" or not self._pause_before_retry(pauses):
+                    raise failure from error
+
+    def _pause_before_retry(self, pauses: Iterator[float]) -> bool:
+        """False when the retries are used up. Tests replace it to act between two tries."""
+        pause = next(pauses, None)
+        if pause is None:
+            return False
+        log.info("the conversation database is locked; trying again in %.2f s", pause)
+        time.sleep(pause)
+        return True
+
+    def _rollback(self) -> None:
+        """SQLite has already rolled back after some errors (a full disk, an I/O error)."""
+        if not self.db.in_transaction:
+            return
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("rolling back a failed change to %s failed too", self.path, exc_info=True)
+
+    def _heal(self) -> None:
+        """A transaction left open by a rollback that failed is rolled back before anything else,
+        so that no later change joins it (and is never committed)."""
+        if not self._depth and self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     # -- schema ----------------------------------------------------------------------------------
 
     @property
+    @_guarded("read the schema version")
     def schema_version(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
 
@@ -238,6 +252,7 @@ class ConversationStore:
 
     # -- conversations -------------------------------------------------------------------------
 
+    @_guarded("list the conversations")
     def list_conversations(self) -> list[ConversationSummary]:
         """Pinned first, then most recently updated."""
         rows = self.db.execute("""
@@ -248,6 +263,7 @@ class ConversationStore:
         return [ConversationSummary(r["id"], r["title"], r["created"], r["updated"], bool(r["pinned"]),
                                     r["n"]) for r in rows]
 
+    @_guarded("read the conversation")
     def load(self, conversation_id: str) -> Conversation:
         row = self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
         if row is None:
@@ -262,6 +278,7 @@ class ConversationStore:
             messages=messages,
         )
 
+    @_guarded("save the conversation")
     def save_conversation(self, conversation: Conversation) -> None:
         """Insert or update a conversation's own fields (not its messages)."""
         self.db.execute("""
@@ -273,6 +290,7 @@ class ConversationStore:
                 model = excluded.model, pinned = excluded.pinned,
                 titled_by_user = excluded.titled_by_user""", _conversation_row(conversation))
 
+    @_guarded("rename the conversation")
     def rename(self, conversation_id: str, title: str) -> None:
         title = " ".join(title.split())
         if not title:
@@ -280,25 +298,42 @@ class ConversationStore:
         self.db.execute("UPDATE conversations SET title = ?, titled_by_user = 1 WHERE id = ?",
                         (title, conversation_id))
 
+    @_guarded("pin or unpin the conversation")
     def set_pinned(self, conversation_id: str, pinned: bool) -> None:
         self.db.execute("UPDATE conversations SET pinned = ? WHERE id = ?", (int(pinned), conversation_id))
 
+    @_guarded("delete the conversation")
     def delete(self, conversation_id: str) -> None:
         """Hide now; `undelete` brings it back until `purge_deleted` removes it for good."""
-        self.db.execute("UPDATE conversations SET deleted = ? WHERE id = ?", (time.time(), conversation_id))
+        self.db.execute("UPDATE conversations SET deleted = ? WHERE id = ? AND importing IS NULL",
+                        (time.time(), conversation_id))
 
+    @_guarded("bring the conversation back")
     def undelete(self, conversation_id: str) -> None:
-        self.db.execute("UPDATE conversations SET deleted = NULL WHERE id = ?", (conversation_id,))
+        self.db.execute("UPDATE conversations SET deleted = NULL WHERE id = ? AND importing IS NULL",
+                        (conversation_id,))
 
+    @_guarded("remove the conversation")
     def forget(self, conversation_id: str) -> None:
         """Remove a conversation and its messages at once (no undo): one that never really began."""
         with self.transaction():
             self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
-    def purge_deleted(self) -> int:
-        with self.transaction():
-            return self.db.execute("DELETE FROM conversations WHERE deleted IS NOT NULL").rowcount
+    @_guarded("list the conversations")
+    def conversation_ids(self) -> set[str]:
+        """Every conversation still in the database, deleted ones that can be undone included."""
+        return {row[0] for row in self.db.execute("SELECT id FROM conversations")}
 
+    @_guarded("remove the deleted conversations")
+    def purge_deleted(self) -> int:
+        """Deleted conversations go for good (their number is returned), and so do the hidden rows
+        of imports whose process died."""
+        self._remove_abandoned_imports()
+        with self.transaction():
+            return self.db.execute(
+                "DELETE FROM conversations WHERE deleted IS NOT NULL AND importing IS NULL").rowcount
+
+    @_guarded("duplicate the conversation")
     def duplicate(self, conversation_id: str) -> str:
         original = self.load(conversation_id)
         copy = _with_new_ids(original)
@@ -307,49 +342,152 @@ class ConversationStore:
         self.insert_conversations([copy])
         return copy.id
 
-    def insert_conversations(self, conversations: Iterable[Conversation]) -> list[str]:
-        """Add whole conversations in ONE transaction: all are written, or none.
+    @_guarded("import the conversations", retry=False)
+    def insert_conversations(self, conversations: Iterable[Conversation], *,
+                             chunk_s: float = IMPORT_CHUNK_S, pause_s: float = IMPORT_PAUSE_S,
+                             after_chunk: Callable[[], None] | None = None) -> list[str]:
+        """Add whole conversations: all are shown, or none.
 
-        A conversation whose id is already here is added as a copy with new ids.
+        Rows are written hidden, in transactions of about `chunk_s` seconds with pauses of `pause_s`
+        (other writers get the database then), and shown in one short transaction. A failure removes
+        them; the rows of an import whose process was killed are removed at the next open or
+        purge. `after_chunk` runs after each commit. A conversation whose id is already here is
+        added as a copy with new ids.
         """
-        ids = []
+        if self._depth:  # inside the caller's transaction: it alone decides what is committed
+            return [self._insert(conversation, None, None).id for conversation in conversations]
+        token, now = new_id(), time.time()
         with self.transaction():
-            for conversation in conversations:
-                exists = self.db.execute("SELECT 1 FROM conversations WHERE id = ?",
-                                         (conversation.id,)).fetchone()
-                clash = exists or any(self._message_exists(m.id) for m in conversation.messages)
-                if clash:
-                    conversation = _with_new_ids(conversation)
-                self.save_conversation(conversation)
-                self.db.executemany(_INSERT_MESSAGE, [_message_row(conversation.id, m)
-                                                      for m in conversation.messages])
-                ids.append(conversation.id)
+            self.db.execute("INSERT INTO imports VALUES (?, ?, ?, ?)", (token, os.getpid(), now, now))
+        _LIVE_IMPORTS.add(token)
+        try:
+            ids = self._insert_hidden(conversations, token, chunk_s, pause_s, after_chunk)
+            with self.transaction():
+                self.db.execute("UPDATE conversations SET deleted = NULL, importing = NULL "
+                                "WHERE importing = ?", (token,))
+                self.db.execute("DELETE FROM imports WHERE id = ?", (token,))
+            return ids
+        except BaseException:
+            self._discard_import(token)
+            raise
+        finally:
+            _LIVE_IMPORTS.discard(token)
+
+    def _insert_hidden(self, conversations: Iterable[Conversation], token: str, chunk_s: float,
+                       pause_s: float, after_chunk: Callable[[], None] | None) -> list[str]:
+        ids: list[str] = []
+        steps = self._insert_steps(conversations, token, ids)
+        finished = False
+        while not finished:
+            with self.transaction():
+                started, finished = time.monotonic(), True
+                for _ in steps:
+                    if time.monotonic() - started >= chunk_s:
+                        finished = False
+                        break
+                self.db.execute("UPDATE imports SET heartbeat = ? WHERE id = ?", (time.time(), token))
+            if after_chunk is not None:
+                after_chunk()
+            if not finished and pause_s:
+                time.sleep(pause_s)
         return ids
+
+    def _insert_steps(self, conversations: Iterable[Conversation], token: str,
+                      ids: list[str]) -> Iterator[None]:
+        """Writes a little more at each step: a conversation's row, or a batch of its messages."""
+        hidden_at = time.time()
+        for conversation in conversations:
+            written = self._insert(conversation, hidden_at, token, messages=False)
+            ids.append(written.id)
+            yield
+            messages = [_message_row(written.id, m) for m in written.messages]
+            for start in range(0, len(messages), IMPORT_BATCH_ROWS):
+                self.db.executemany(_INSERT_MESSAGE, messages[start:start + IMPORT_BATCH_ROWS])
+                yield
+
+    def _insert(self, conversation: Conversation, hidden_at: float | None, token: str | None,
+                messages: bool = True) -> Conversation:
+        """Write a conversation's row (and its messages): as a copy with new ids if its id or a
+        message's is here already. Returns what was written."""
+        clash = (self.db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation.id,)).fetchone()
+                 or any(self._message_exists(m.id) for m in conversation.messages))
+        if clash:
+            conversation = _with_new_ids(conversation)
+        self.db.execute(_INSERT_CONVERSATION, (*_conversation_row(conversation), hidden_at, token))
+        if messages:
+            self.db.executemany(_INSERT_MESSAGE, [_message_row(conversation.id, m)
+                                                  for m in conversation.messages])
+        return conversation
+
+    def _discard_import(self, token: str) -> None:
+        try:
+            with self.transaction():
+                self.db.execute("DELETE FROM conversations WHERE importing = ?", (token,))
+                self.db.execute("DELETE FROM imports WHERE id = ?", (token,))
+        except (StoreError, sqlite3.Error):
+            log.warning("the rows of a failed import stay hidden until the next start", exc_info=True)
+
+    def _remove_abandoned_imports(self) -> int:
+        """Remove the hidden rows of imports whose process is gone (killed, or failed and could
+        not clean up). Cheap when there are none: `imports` is empty but during an import."""
+        running = self.db.execute("SELECT id, pid, heartbeat FROM imports").fetchall()
+        dead = [r["id"] for r in running
+                if not import_alive(r["id"], r["pid"], r["heartbeat"], _LIVE_IMPORTS)]
+        orphaned = self.db.execute("SELECT 1 FROM conversations WHERE importing IS NOT NULL AND importing "
+                                   "NOT IN (SELECT id FROM imports) LIMIT 1").fetchone()
+        if not dead and not orphaned:
+            return 0
+        with self.transaction():
+            self.db.executemany("DELETE FROM imports WHERE id = ?", [(i,) for i in dead])
+            removed = self.db.execute("DELETE FROM conversations WHERE importing IS NOT NULL AND "
+                                      "importing NOT IN (SELECT id FROM imports)").rowcount
+        log.warning("removed %d conversations of %d imports that did not finish", removed, len(dead))
+        return removed
+
+    def _remove_abandoned_imports_quietly(self) -> None:
+        """At open: a database that cannot be written now is still opened for reading."""
+        try:
+            self._remove_abandoned_imports()
+        except sqlite3.Error as error:
+            if kind_of(error) == "damaged":
+                self._close_quietly()
+                raise self._open_error(error) from error
+            log.warning("could not remove the rows of unfinished imports now: %s", error)
+        except StoreError as error:
+            if error.kind == "damaged":
+                self._close_quietly()
+                raise
+            log.warning("could not remove the rows of unfinished imports now: %s", error.message)
 
     def _message_exists(self, message_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
 
     # -- messages --------------------------------------------------------------------------------
 
+    @_guarded("save the message")
     def add_message(self, conversation: Conversation, message: Message) -> None:
         """Commit a message (and the conversation's fields) before anything else happens."""
         with self.transaction():
             self.save_conversation(conversation)
             self.db.execute(_INSERT_MESSAGE, _message_row(conversation.id, message))
 
+    @_guarded("save the answer so far")
     def checkpoint(self, message_id: str, text: str) -> None:
         self.db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
 
+    @_guarded("save the answer")
     def complete_message(self, message: Message) -> None:
         generation = json.dumps(asdict(message.generation)) if message.generation else None
         self.db.execute("UPDATE messages SET text = ?, incomplete = ?, generation = ? WHERE id = ?",
                         (message.text, int(message.incomplete), generation, message.id))
 
+    @_guarded("delete the messages", retry=False)
     def delete_messages(self, message_ids: Iterable[str]) -> None:
         ids = list(message_ids)
         with self.transaction():
             self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
 
+    @_guarded("choose the version")
     def set_current_version(self, message: Message) -> None:
         with self.transaction():
             self.db.execute("""UPDATE messages SET current = (id = ?)
@@ -358,6 +496,7 @@ class ConversationStore:
 
     # -- search -------------------------------------------------------------------------------------
 
+    @_guarded("search the conversations")
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Messages and titles matching every word of `query`, best first (bm25).
 
@@ -368,6 +507,7 @@ class ConversationStore:
 
     # -- model hashes ---------------------------------------------------------------------------
 
+    @_guarded("read the model's checksum")
     def cached_sha256(self, path: Path) -> str | None:
         stat = path.stat()
         row = self.db.execute("SELECT size, mtime, sha256 FROM model_hashes WHERE path = ?",
@@ -376,6 +516,7 @@ class ConversationStore:
             return row["sha256"]
         return None
 
+    @_guarded("save the model's checksum")
     def remember_sha256(self, path: Path, sha256: str) -> None:
         stat = path.stat()
         self.db.execute("INSERT OR REPLACE INTO model_hashes VALUES (?, ?, ?, ?)",
@@ -405,6 +546,11 @@ class AnswerRecorder:
         self._saved_at = clock()
         self._saved_text = message.text
 
+    @property
+    def saved_text(self) -> str:
+        """The answer as the store holds it (what a failed save leaves)."""
+        return self._saved_text
+
     def feed(self, text: str) -> None:
         self.message.text += text
         if self.clock() - self._saved_at >= self.interval_s:
@@ -424,6 +570,9 @@ class AnswerRecorder:
 
 # -- rows ------------------------------------------------------------------------------------------
 
+_INSERT_CONVERSATION = """INSERT INTO conversations (id, title, created, updated, system_prompt, sampling,
+    model, pinned, titled_by_user, deleted, importing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_LIVE_IMPORTS: set[str] = set()  # the imports this process is running now
 _INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, text, created, current,
                                            incomplete, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 

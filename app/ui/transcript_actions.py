@@ -101,21 +101,35 @@ def import_dialog(window) -> None:
 
 
 def import_file(window, path: Path) -> None:
-    """Read and validate in the background; write in one transaction, or not at all."""
+    """Read, validate and write in the background, on a store connection of its own: a large import
+    takes seconds, and writes in short chunks that leave the window's saves their turn. All the
+    conversations are added, or none."""
+    store_path = window.store.path
+    read_only = getattr(window.store, "read_only", False)  # a window that must not write: neither may we
 
-    def done(conversations) -> None:
+    def work() -> list[str]:
+        conversations = _transcripts().read_json_file(path)
+        store = ConversationStore(store_path, read_only=read_only)
         try:
-            ids = window.store.insert_conversations(conversations)
-        except sqlite3.Error as error:  # e.g. a full disk: the transaction rolled back
-            window.show_error(f"Import failed, nothing was changed: {error}")
-            return
+            return store.insert_conversations(conversations)
+        finally:
+            store.close()
+
+    def done(ids: list[str]) -> None:
         window.controller.reload_list()
         if ids:
             window.controller.open_conversation(ids[0])
         window.show_info(f"Imported {len(ids)} conversation{'s' * (len(ids) != 1)} from {path.name}")
 
-    run_in_background(lambda: _transcripts().read_json_file(path), done,
-                      lambda error: window.show_error(f"Import failed: {_reason(error)}"))
+    def failed(error: Exception) -> None:
+        # A StoreError's message (see _reason) says what failed, whether anything changed, what to do.
+        if isinstance(error, sqlite3.Error):  # a caller's error the store does not wrap: rolled back
+            window.show_error(f"Import failed, nothing was changed: {error}")
+        else:
+            window.show_error(f"Import failed: {_reason(error)}")
+
+    window.show_info(f"Importing {path.name}…")
+    run_in_background(work, done, failed)
 
 
 def _reason(error: Exception) -> str:

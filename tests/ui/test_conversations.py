@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -178,6 +180,37 @@ def test_export_and_import_from_the_menu(qtbot, monkeypatch, tmp_path: Path) -> 
     qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
     assert window.banner.text().startswith("Import failed")
     assert window.store.list_conversations() == before
+    window.close()
+
+
+def test_an_import_the_database_refuses_says_why_and_changes_nothing(qtbot, monkeypatch,
+                                                                      tmp_path: Path) -> None:
+    """The import writes off the GUI thread; a database that refuses it gives a banner, not a crash."""
+    window = open_window(qtbot)
+    writers: list[threading.Thread] = []
+    insert = ConversationStore.insert_conversations
+    monkeypatch.setattr(ConversationStore, "insert_conversations", lambda self, *a, **k: (
+        writers.append(threading.current_thread()), insert(self, *a, **k))[1])
+    c = Conversation(title="Locked out", titled_by_user=True)
+    c.append("user", "Hello")
+    exported = tmp_path / "one.json"
+    exported.write_text(transcripts.to_json([c]))
+    before = window.store.list_conversations()
+    other_program = sqlite3.connect(window.store.path, isolation_level=None)
+    other_program.execute("BEGIN IMMEDIATE")  # holds the write lock past the import's patience
+    try:
+        transcript_actions.import_file(window, exported)
+        qtbot.waitUntil(window.banner.isVisible, timeout=20_000)
+    finally:
+        other_program.execute("ROLLBACK")
+        other_program.close()
+    assert window.banner.text().startswith("Import failed: Could not import the conversations")
+    assert "Nothing was changed" in window.banner.text()
+    assert window.store.list_conversations() == before
+    transcript_actions.import_file(window, exported)  # the lock is gone: the same file imports
+    qtbot.waitUntil(lambda: window.state_label.text().startswith("Imported 1"), timeout=20_000)
+    assert "Locked out" in titles(window)
+    assert len(writers) == 2 and threading.main_thread() not in writers  # the window stays responsive
     window.close()
 
 
