@@ -47,7 +47,34 @@ def _model_file_as_option(argv: list[str]) -> list[str]:
     return argv
 
 
+# The exit status of a command whose reader closed the pipe (`python -m app conversations list | head -1`):
+# 128 + SIGPIPE, what a shell reports for `cat` or `git log` in the same place.
+PIPE_CLOSED = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; a closed stdout ends it quietly, as it ends other command-line tools.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError; the recipe of
+    Python's "Note on SIGPIPE": catch it here, for every command, and point stdout at devnull so
+    the flush at exit cannot raise again. Output is flushed inside the try, not at exit."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return PIPE_CLOSED
+
+
+def _main(argv: list[str] | None) -> int:
+    from app import paths
+
+    paths.private_by_default()  # before any file exists: chats stay private (see app/paths.py)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(_model_file_as_option(argv))
     _set_up_logging()

@@ -1,13 +1,16 @@
-"""Sub-commands for scripts and terminal users: conversations, export, import, models.
+"""Sub-commands for scripts and terminal users: conversations, export, import, models, doctor.
 
 Output is stable: scripts rely on it. Exit codes: 0 success, 1 bad input or failure (with a
-one-line message on stderr), 2 wrong usage (argparse).
+one-line message on stderr), 2 wrong usage (argparse), 141 the reader of stdout went away
+(`| head`; see app/__main__.py). Ids and titles print with control characters escaped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import struct
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,7 +18,9 @@ from pathlib import Path
 
 from app.core.errors import UserFacingError
 from app.core.store import ConversationStore, StoreError, default_store_path
-from app.core.transcript_json import FORMATS, TranscriptError
+from app.core.transcript_json import CONTROL_CHARACTERS, FORMATS, TranscriptError
+
+CLI_BUSY_TIMEOUT_MS = 5000  # a terminal user can wait longer than a window
 
 
 class CommandError(Exception):
@@ -43,6 +48,9 @@ def add_commands(subparsers) -> None:
     download.add_argument("repo_id")
     download.add_argument("filename")
     download.add_argument("--token", help="a Hugging Face access token (default: the saved one)")
+    doctor = subparsers.add_parser("doctor", help="check the database, KV snapshots and settings files")
+    doctor.add_argument("--recover", action="store_true",
+                        help="copy what a damaged database still holds into a new one (keeps the old)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
             stream.reconfigure(errors="replace")
     if args.command == "models":
         return models_command(args)
+    if args.command == "doctor":
+        from app import doctor
+
+        return doctor.run(recover=args.recover)
     try:
-        store = ConversationStore(default_store_path())
+        store = ConversationStore(default_store_path(), busy_timeout_ms=CLI_BUSY_TIMEOUT_MS)
     except StoreError as error:
         print(error.message, file=sys.stderr)
         return 1
@@ -71,15 +83,23 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _printable(text: str) -> str:
+    """Control characters shown escaped (a tab as \\t, ESC as \\x1b): text from a file or an old
+    database can neither forge a line or column of tab-separated output nor drive the terminal."""
+    return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
+                                  text)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """Runs of whitespace (tabs, line breaks) as one space, other control characters escaped."""
+    return _printable(" ".join(text.split()))
 
 
 def list_conversations(store: ConversationStore) -> int:
     """One line each: id, title, message count, updated (UTC, ISO 8601), tab-separated."""
     for s in store.list_conversations():
         updated = datetime.fromtimestamp(s.updated, UTC).isoformat(timespec="seconds")
-        print(f"{s.id}\t{_one_line(s.title)}\t{s.message_count}\t{updated}")
+        print(f"{_printable(s.id)}\t{_one_line(s.title)}\t{s.message_count}\t{updated}")
     return 0
 
 
@@ -108,7 +128,7 @@ def import_file(store: ConversationStore, path: Path) -> int:
 
     conversations = read_json_file(path)  # validates everything before writing anything
     for conversation_id in store.insert_conversations(conversations):
-        print(f"imported\t{conversation_id}\t{_one_line(store.load(conversation_id).title)}")
+        print(f"imported\t{_printable(conversation_id)}\t{_one_line(store.load(conversation_id).title)}")
     return 0
 
 
@@ -151,15 +171,38 @@ def model_info(path: Path) -> int:
     from app.core.gguf_info import read_model
     from app.core.system import available_ram_bytes
 
-    header = read_model(path)
-    n_ctx = min(header.context_length or 4096, 4096)
-    estimate = memory.estimate(header, n_ctx, n_gpu_layers=0)
-    available = available_ram_bytes()
-    facts = {"path": str(header.path), **header.facts()}
-    facts["memory"] = {**estimate.as_dict(), "available_ram": available,
-                       "verdict": memory.verdict(estimate, available, None)}
-    print(json.dumps(facts, indent=2, ensure_ascii=False))
+    try:
+        header = read_model(path)
+        n_ctx = min(header.context_length or 4096, 4096)
+        estimate = memory.estimate(header, n_ctx, n_gpu_layers=0)
+        available = available_ram_bytes()
+        facts = {"path": str(header.path), **header.facts()}
+        facts["memory"] = {**estimate.as_dict(), "available_ram": available,
+                           "verdict": memory.verdict(estimate, available, None)}
+        text = json.dumps(facts, indent=2, ensure_ascii=False)
+    except UserFacingError:
+        raise
+    except _UNREADABLE as error:  # a damage the header checks missed: still one line, no traceback
+        logging.getLogger(__name__).info("models info %s failed", path, exc_info=True)
+        print(f"Cannot read {path}: {_one_line(_why(error))}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
+
+
+# What a damaged model file can still make the header parser or the estimate raise.
+_UNREADABLE = (OSError, ValueError, TypeError, ArithmeticError, LookupError, RecursionError, MemoryError,
+               struct.error)
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "its metadata is nested too deeply to be a model header."
+    if isinstance(error, MemoryError):
+        return "its header declares more data than fits in memory."
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}."
+    return f"its header is damaged ({type(error).__name__}: {error})."
 
 
 def download_model(repo_id: str, filename: str, token: str | None) -> int:

@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 
 NO_MODEL = (
     "No model is available yet. Download one (Model ▸ Download models), open a GGUF file "
@@ -68,13 +70,181 @@ def _handed_over(window, path: str) -> None:
     window.activateWindow()
 
 
+def _open_store(self_test: bool):
+    """The conversation store, read once as the window first reads it (damage found there used
+    to abort the app). A damaged database gets a dialog that offers to recover it. None: the
+    app quits (status 1) after saying why."""
+    import app
+    from app.core.store import ConversationStore, StoreError, default_store_path
+
+    path = default_store_path()
+    offered = False
+    while True:
+        try:
+            store = ConversationStore(path)
+            try:
+                store.list_conversations()
+            except StoreError:
+                store.close()
+                raise
+            return store
+        except StoreError as error:
+            if self_test:
+                print(f"self-test failed: {' '.join(error.message.split())}")
+                return None
+            if error.kind != "damaged" or offered:
+                from PySide6.QtWidgets import QMessageBox
+
+                QMessageBox.critical(None, app.APP_NAME, error.message)
+                return None
+            offered = True
+            if not _offer_recovery(path, error):
+                return None
+
+
+def _offer_recovery(path, error) -> bool:
+    """Recover or Quit. No window exists yet, so the recovery runs on a thread of its own behind a
+    modal progress dialog (the dialog keeps painting; nothing else can happen meanwhile)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    import app
+    from app.core.store_recovery import RECOVER_COMMAND, recover
+
+    box = QMessageBox(QMessageBox.Icon.Critical, app.APP_NAME, "The conversation database is damaged.")
+    box.setInformativeText(
+        f"{path} could not be read ({error.__cause__ or error.message}).\n\nRecover copies every "
+        "conversation and message that can still be read into a new database, and keeps the damaged "
+        f"file beside it. Quit changes nothing (you can also run `{RECOVER_COMMAND}` later).")
+    recover_button = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(recover_button)
+    box.exec()
+    if box.clickedButton() is not recover_button:
+        return False
+    try:
+        report = _with_progress("Recovering your conversations…", lambda: recover(path))
+    except Exception as failure:  # any reason: the user is told, and the damaged file is untouched
+        logging.getLogger(__name__).exception("recovering %s failed", path)
+        QMessageBox.critical(None, app.APP_NAME, f"Recovery failed: {getattr(failure, 'message', failure)}. "
+                             "The damaged database was left as it was.")
+        return False
+    QMessageBox.information(None, app.APP_NAME, report.summary())
+    return True
+
+
+def _with_progress(label: str, work):
+    """work() on a thread while a modal, busy progress dialog shows; its result, or its error."""
+    import threading
+
+    from PySide6.QtCore import QEventLoop, QMetaObject, Qt
+    from PySide6.QtWidgets import QProgressDialog
+
+    loop = QEventLoop()
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the GUI thread, raised there
+            outcome["error"] = error
+        finally:
+            QMetaObject.invokeMethod(loop, "quit", Qt.ConnectionType.QueuedConnection)
+
+    progress = QProgressDialog(label, None, 0, 0)  # a busy bar, no Cancel: stopping halfway helps no one
+    progress.setWindowModality(Qt.WindowModality.ApplicationModal)
+    progress.setMinimumDuration(0)
+    progress.show()
+    thread = threading.Thread(target=target, name="recover-database", daemon=True)
+    thread.start()
+    loop.exec()
+    thread.join()
+    progress.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def has_display() -> bool:
     if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+class _CloseOnSignals:
+    """SIGINT (Ctrl+C in the terminal) and SIGTERM (`kill`, a logout, a service manager) close the
+    window as Ctrl+Q does: the answer being written is saved, the model thread stops, the exit
+    status is 0. A signal that comes before the window exists closes it as soon as it does. Python
+    runs a handler between any two bytecodes, so the close itself waits for the event loop."""
+
+    def __init__(self) -> None:
+        self.requested = ""  # the name of the signal that asked to close
+        self._window = None
+        self._instead: Callable[[], None] | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _CloseOnSignals:
+        if threading.current_thread() is threading.main_thread():  # only there can Python catch them
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._window = None
+
+    def _handle(self, number: int, _frame) -> None:
+        self.requested = self.requested or signal.Signals(number).name
+        if self._window is not None:
+            self._close_soon()
+
+    def _close_soon(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self._close)
+
+    def _close(self) -> None:
+        logging.getLogger(__name__).info("%s received: closing the window", self.requested)
+        if self._instead is not None:
+            self._instead()
+        elif self._window is not None:
+            self._window.close()
+
+    def attach(self, window) -> None:
+        self._window = window
+        if self.requested:
+            self._close_soon()
+
+    def instead(self, callback: Callable[[], None]) -> None:
+        """Call `callback` rather than close the window when a signal asks to close (at once if one
+        already did): the caller closes it when it is done. Closing the last window would stop the
+        event loop under the caller's feet."""
+        self._instead = callback
+        if self.requested:
+            callback()
+
+
+async def _self_test_unless_stopped(run_test, closing: _CloseOnSignals) -> int:
+    """The self-test's exit status, or 1 at once when a signal asks to close."""
+    stopped = asyncio.get_running_loop().create_future()
+    closing.instead(lambda: stopped.done() or stopped.set_result(None))
+    test = asyncio.ensure_future(run_test)
+    await asyncio.wait([test, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if test.done():
+        return test.result()
+    print(f"self-test failed: stopped by {closing.requested}", flush=True)
+    while not test.done():  # asyncio.wait_for (3.11) ignores a cancel that comes as its result does
+        test.cancel()
+        await asyncio.sleep(0)
+    return 1
+
+
 def run(model: str | None = None, self_test: bool = False, timeout_s: float = 180.0) -> int:
+    with _CloseOnSignals() as closing:
+        return _run(model, self_test, timeout_s, closing)
+
+
+def _run(model: str | None, self_test: bool, timeout_s: float, closing: _CloseOnSignals) -> int:
     if self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     elif not has_display():
@@ -106,23 +276,13 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
             instance = None
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
-    from app.core.store import ConversationStore, StoreError, default_store_path
-
-    try:
-        store = ConversationStore(default_store_path())
-    except StoreError as error:
-        if self_test:
-            print(f"self-test failed: {error.message}")
-        else:
-            from PySide6.QtWidgets import QMessageBox
-
-            QMessageBox.critical(None, app.APP_NAME, error.message)
+    store = _open_store(self_test)
+    if store is None:
         return 1
     window = MainWindow(store=store)
     if instance is not None:
         instance.opened.connect(lambda path: _handed_over(window, path))
-    # Ctrl+C in the terminal closes the window the normal way (stopping the model thread).
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    closing.attach(window)  # Ctrl+C or SIGTERM close it the normal way (the model thread stops)
     wake = QTimer(window)  # Python runs signal handlers only when it gets control
     wake.timeout.connect(lambda: None)
     wake.start(250)
@@ -138,7 +298,7 @@ def run(model: str | None = None, self_test: bool = False, timeout_s: float = 18
                 window.close()
                 return 1
             window.models.load(path)
-            code = loop.run_until_complete(test.run(timeout_s))
+            code = loop.run_until_complete(_self_test_unless_stopped(test.run(timeout_s), closing))
             window.close()
             return code
         window.show()

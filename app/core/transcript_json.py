@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +27,9 @@ MAX_MESSAGES = 1_000_000  # per file, all conversations together
 MAX_CONVERSATIONS = 1_000_000
 MAX_ID_LENGTH = 200
 MAX_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: later dates cannot be displayed
+# C0 and C1 control codes and the Unicode line and paragraph separators: in an id they would forge
+# lines or columns of tab-separated output (`conversations list`) or drive the terminal.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class TranscriptError(UserFacingError):
@@ -64,6 +70,9 @@ def _str(value: object, where: str) -> str:
 def _id(value: object, where: str) -> str:
     if not 0 < len(_str(value, where)) <= MAX_ID_LENGTH:
         raise TranscriptError(f"{where} must be 1 to {MAX_ID_LENGTH} characters long")
+    if found := CONTROL_CHARACTERS.search(value):
+        raise TranscriptError(f"{where} must not hold control characters such as tabs or line breaks "
+                              f"(it holds {found.group()!r})")
     return value
 
 
@@ -270,16 +279,40 @@ def _check_links(conv: Conversation, where: str) -> None:
         finished.update(path)
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
 def read_json_file(path: Path) -> list[Conversation]:
-    """from_json on a file, refusing one over MAX_TEXT before reading it."""
+    """from_json on a file: only a regular file, and at most MAX_TEXT bytes of it.
+
+    The checks look at the opened descriptor, not the path (a link or a swapped file cannot slip
+    past them). A named pipe is opened without waiting for a writer and refused; a link to
+    /dev/zero is refused as a device; a file that reports no size (/proc) or grows while read is
+    read only up to the limit."""
+    limit = MAX_TEXT
     try:
-        size = path.stat().st_size
-        if size > MAX_TEXT:
-            raise TranscriptError(f"{path.name} is {size:,} bytes; Llamadesk imports files up to "
-                                  f"{MAX_TEXT:,} bytes.")
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as error:
         raise TranscriptError(f"Cannot read {path}: {error.strerror}.") from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+            raise TranscriptError(f"Cannot read {path}: it is {kind}, not a regular file; import a "
+                                  "JSON file exported by Llamadesk.")
+        if info.st_size > limit:
+            raise TranscriptError(f"{path.name} is {info.st_size:,} bytes; Llamadesk imports files up to "
+                                  f"{limit:,} bytes.")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    except OSError as error:
+        raise TranscriptError(f"Cannot read {path}: {error.strerror}.") from error
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise TranscriptError(f"{path.name} is more than {limit:,} bytes; Llamadesk imports files up to "
+                              f"{limit:,} bytes.")
     return from_json(data)
 
 

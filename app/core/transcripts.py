@@ -20,6 +20,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
+from app import paths
 from app.core.conversation import ROLES, Conversation, Message
 from app.core.sampling import SamplingParams
 from app.core.transcript_json import (  # noqa: F401 - the JSON half of this module's API
@@ -274,6 +275,8 @@ def _write_atomic(path: Path, content: str) -> None:
         # os.open applies the umask to 0o666, as a normal file gets (tempfile's files are 0o600).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as file:
+            if hasattr(os, "fchmod"):  # python -m app's umask 077 is for our files; an export is the user's
+                os.fchmod(fd, 0o666 & ~paths.user_umask())
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
@@ -284,6 +287,16 @@ def _write_atomic(path: Path, content: str) -> None:
         if isinstance(error, OSError):
             raise TranscriptError(f"Could not write {path}: {error.strerror or error}.") from error
         raise
+
+
+def _make_user_folder(folder: Path) -> None:
+    """Create folder (and missing parents) with the mode the user's umask gives: an export folder is
+    theirs, while python -m app creates everything with umask 077 for its own private files."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        for created in missing:
+            os.chmod(created, 0o777 & ~paths.user_umask())
 
 
 def export_to_path(convs: list[Conversation], fmt: str, out: Path, *, folder: bool = False,
@@ -311,7 +324,7 @@ def export_to_path(convs: list[Conversation], fmt: str, out: Path, *, folder: bo
         _write_atomic(path, render(convs[0]))
         return [path]
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        _make_user_folder(out)
     except OSError as error:
         raise TranscriptError(f"Could not create the folder {out}: {error.strerror or error}.") from error
     written: list[Path] = []

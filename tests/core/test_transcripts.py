@@ -303,6 +303,16 @@ BAD_FILES = {
         "generation.sampling.top_k must be a string, number, true, false or null, not a list"),
     "lone surrogate": (GOOD.replace('"text": "Hi"', '"text": "\\ud800"'), "holds an unpaired surrogate"),
     "deep nesting": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    # A tab or line break in an id would forge columns or lines of `conversations list`.
+    "newline in an id": (mutated(lambda d: d["conversations"][0].update(id="abc\nforged\t1")),
+                         "conversations[0].id must not hold control characters such as tabs or line "
+                         "breaks (it holds '\\n')"),
+    "tab in a message id": (mutated(lambda d: msg(d, 0).update(id="m\t1")),
+                            "conversations[0].messages[0].id must not hold control characters"),
+    "escape in a parent id": (mutated(lambda d: msg(d, 1).update(parent_id="\x1b[2J")),
+                              "messages[1].parent_id must not hold control characters"),
+    "line separator in an id": (mutated(lambda d: d["conversations"][1].update(id="a\u2028b")),
+                                "conversations[1].id must not hold control characters"),
     "deep nesting inside": (GOOD.rstrip()[:-1] + ', "x": ' + "[" * 50_000 + "]" * 50_000 + "}",
                             "nested too deeply"),
 }
@@ -330,6 +340,65 @@ def test_size_limits(monkeypatch) -> None:
     monkeypatch.setattr(transcript_json, "MAX_CONVERSATIONS", 1)
     with pytest.raises(TranscriptError, match="too many conversations"):
         from_json(GOOD)
+
+
+def test_read_json_file_reads_an_export_and_refuses_more_than_the_limit(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(GOOD, encoding="utf-8")
+    assert transcripts.read_json_file(export) == [sample_conversation(), second_conversation()]
+    monkeypatch.setattr(transcript_json, "MAX_TEXT", 1000)
+    with pytest.raises(TranscriptError, match=f"export.json is {len(GOOD.encode()):,} bytes; Llamadesk "
+                                              "imports files up to 1,000 bytes"):
+        transcripts.read_json_file(export)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs a file that reports no size")
+def test_read_json_file_stops_at_the_limit_whatever_the_reported_size(monkeypatch) -> None:
+    """st_size says 0 for /proc files: the limit holds for what is read, not for what stat says."""
+    assert Path("/proc/self/maps").stat().st_size == 0
+    monkeypatch.setattr(transcript_json, "MAX_TEXT", 100)
+    with pytest.raises(TranscriptError, match="maps is more than 100 bytes; Llamadesk imports files up to"):
+        transcripts.read_json_file(Path("/proc/self/maps"))
+
+
+def _without_blocking(read) -> object:
+    """read() in a thread; should it block (a FIFO with no writer), a writer unblocks it and the test
+    fails instead of hanging."""
+    import threading
+
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(read())
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # a safety net only: the refusal comes at once
+    return "blocked" if worker.is_alive() else outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_read_json_file_refuses_a_fifo_and_a_link_to_dev_zero_without_blocking(tmp_path: Path) -> None:
+    """The function File ▸ Import runs: a FIFO once blocked forever, /dev/zero read until the OOM killer."""
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    outcome = _without_blocking(lambda: transcripts.read_json_file(fifo))
+    if outcome == "blocked":
+        with open(fifo, "wb"):  # the reader sees end of file and returns
+            pass
+    assert isinstance(outcome, TranscriptError), f"importing a FIFO: {outcome!r}"
+    assert outcome.message == (f"Cannot read {fifo}: it is a named pipe (FIFO), not a regular file; import "
+                               "a JSON file exported by Llamadesk.")
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(TranscriptError, match="it is a device, not a regular file"):
+        transcripts.read_json_file(zero)
+    with pytest.raises(TranscriptError, match="it is a folder, not a regular file"):
+        transcripts.read_json_file(tmp_path)
 
 
 def test_utf8_bom_is_accepted() -> None:

@@ -407,3 +407,141 @@ def test_output_survives_a_stdout_that_is_not_utf8(home: Path, seeded: Path) -> 
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == len(LISTED_IDS)
+
+
+# ------------------------------------------------------------------------------ hostile files and pipes
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_import_refuses_a_fifo_and_a_link_to_dev_zero_and_changes_nothing(home: Path, seeded: Path,
+                                                                          tmp_path: Path) -> None:
+    """A FIFO once blocked the import forever (run_cli's timeout would fail this test); a link to
+    /dev/zero was read until the OOM killer came."""
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    before = dump(seeded)
+    assert_fails(run_cli(home, "import", str(fifo)), f"Cannot read {fifo}", "named pipe (FIFO)",
+                 "not a regular file")
+    assert_fails(run_cli(home, "import", str(zero)), f"Cannot read {zero}", "a device", "not a regular file")
+    assert dump(seeded) == before
+
+
+def test_import_refuses_ids_with_control_characters(home: Path, seeded: Path, tmp_path: Path) -> None:
+    forged = f"{SECOND_ID}\tForged title\t99\t2023-01-01T00:00:00+00:00\nextra"
+    document = json.loads(transcripts.to_json([second_conversation()]))
+    document["conversations"][0]["id"] = forged
+    bad = tmp_path / "forged.json"
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    before = dump(seeded)
+    assert_fails(run_cli(home, "import", str(bad)), "conversations[0].id must not hold control characters")
+    assert dump(seeded) == before
+    assert run_cli(home, "conversations", "list").stdout == LISTING
+
+
+def test_list_escapes_the_control_characters_an_old_database_holds(home: Path, database: Path) -> None:
+    """Ids and titles stored before imports were checked can neither forge lines or columns nor
+    send escape sequences to the terminal."""
+    hostile = Conversation(title="Red\x1b[31m alert\x00\x07 here\u2028now", id="old\tid\nforged\x1b",
+                           created=T0, updated=T0, messages=[Message("user", "x", id="h1", created=T0)])
+    with opened(database) as store:
+        store.insert_conversations([hostile])
+    result = run_cli(home, "conversations", "list")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "old\\tid\\nforged\\x1b\tRed\\x1b[31m alert\\x00\\x07 here now\t1\t" \
+                            "2023-11-14T22:13:20+00:00\n"
+
+
+def run_into_closed_pipe(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS | head -0`: the reader of stdout is gone before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        environment = {k: v for k, v in os.environ.items() if k not in ("LLAMADESK_DEBUG", "QT_QPA_PLATFORM")}
+        environment.update({"LLAMADESK_HOME": str(home), "PYTHONIOENCODING": "utf-8"})
+        return subprocess.run([sys.executable, "-m", "app", *args], cwd=REPO, env=environment,
+                              stdout=write_end, stderr=subprocess.PIPE, encoding="utf-8", timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_every_command_survives_a_closed_pipe(home: Path, seeded: Path, tmp_path: Path,
+                                              model_path: Path) -> None:
+    """No BrokenPipeError traceback: the command does its work, then exits 141 (128 + SIGPIPE) in
+    silence, as `cat` or `git log` do when the reader of their output goes away."""
+    export = tmp_path / "export.json"
+    export.write_text(transcripts.to_json([second_conversation()]), encoding="utf-8")
+    out = tmp_path / "one.md"
+    for args in [("conversations", "list"),
+                 ("export", "--conversation", SAMPLE_ID, "--format", "md", "--out", str(out)),
+                 ("import", str(export)),
+                 ("models", "list"),
+                 ("models", "info", str(model_path))]:
+        result = run_into_closed_pipe(home, *args)
+        assert (result.returncode, result.stderr) == (141, ""), args
+    for args in [("--version",), ("--help",)]:  # argparse ignores a failed write itself
+        result = run_into_closed_pipe(home, *args)
+        assert (result.returncode, result.stderr) == (0, ""), args
+    assert out.read_text(encoding="utf-8") == transcripts.to_markdown(*load(seeded, SAMPLE_ID))
+    assert len(run_cli(home, "conversations", "list").stdout.splitlines()) == len(LISTED_IDS) + 1
+
+
+def test_list_piped_into_head_prints_no_traceback(home: Path, database: Path) -> None:
+    """`python -m app conversations list | head -1` with more lines than a pipe holds."""
+    with opened(database) as store:
+        store.insert_conversations([Conversation(title=f"Chat {i} " + "x" * 60, id=f"chat-{i:05d}",
+                                                 created=T0 + i, updated=T0 + i,
+                                                 messages=[Message("user", "x", id=f"m{i}", created=T0)])
+                                    for i in range(3000)])  # about 300 kB of output
+    environment = {k: v for k, v in os.environ.items() if k not in ("LLAMADESK_DEBUG", "QT_QPA_PLATFORM")}
+    environment.update({"LLAMADESK_HOME": str(home), "PYTHONIOENCODING": "utf-8"})
+    process = subprocess.Popen([sys.executable, "-m", "app", "conversations", "list"], cwd=REPO,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               encoding="utf-8")
+    first = process.stdout.readline()
+    process.stdout.close()  # what `head -1` does after its line
+    stderr = process.communicate(timeout=60)[1]
+    assert first.startswith("chat-02999\tChat 2999 ")
+    assert (process.returncode, stderr) == (141, "")
+
+
+def _nested_arrays_gguf(path: Path, depth: int) -> Path:
+    """A GGUF whose one metadata value is an array of an array of … `depth` deep."""
+    import struct
+
+    key = b"general.deep"
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key + struct.pack("<I", 9)
+    data += struct.pack("<IQ", 9, 1) * depth + struct.pack("<IQI", 4, 1, 7)
+    path.write_bytes(data)
+    return path
+
+
+def test_models_info_of_a_damaged_header_is_one_line(home: Path, tmp_path: Path) -> None:
+    """A header value the parser did not expect once printed a traceback instead of a reason."""
+    from tests.fixtures.gguf_files import write_tiny_llama
+
+    alignment = write_tiny_llama(tmp_path / "alignment.gguf", **{"general.alignment": "abc"})
+    deep = _nested_arrays_gguf(tmp_path / "deep.gguf", 5000)
+    for path in (alignment, deep):
+        line = assert_fails(run_cli(home, "models", "info", str(path)), path.name)
+        assert "Traceback" not in line
+
+
+@pytest.mark.parametrize("error", [RecursionError("maximum recursion depth exceeded"),
+                                   ValueError("invalid literal for int() with base 10: 'abc'"),
+                                   PermissionError(13, "Permission denied")])
+def test_models_info_says_in_one_line_what_the_header_checks_missed(error: Exception, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """The last resort behind the parser's own checks: whatever it raises, one line and exit 1."""
+    from app import cli
+    from app.core import gguf_info
+
+    def damaged(path: Path) -> None:
+        raise error
+
+    monkeypatch.setattr(gguf_info, "read_model", damaged)
+    model = tmp_path / "model.gguf"
+    assert cli.model_info(model) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"Cannot read {model}: ") and err.count("\n") == 1, err
