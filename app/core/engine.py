@@ -17,9 +17,9 @@ from pathlib import Path
 from time import perf_counter
 
 import llama_cpp
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from app.core import backends, memory
+from app.core.chat_template import ChatTemplate, TemplateError
 from app.core.engine_types import (  # noqa: F401 - re-exported: the engine's vocabulary
     EngineError,
     GenerationStats,
@@ -106,7 +106,7 @@ class Engine:
         self._kv_unsaved: set[str] = set()  # snapshots in memory not yet on disk
         self._fingerprint = ""
         self._llm: llama_cpp.Llama | None = None
-        self._formatter: Jinja2ChatFormatter | None = None
+        self._template: ChatTemplate | None = None
         self._stops: tuple[str, ...] = ()
         self._add_bos = False
         self._bos_text = ""
@@ -120,10 +120,11 @@ class Engine:
         """Load a GGUF model, replacing the current one. On failure the engine holds no model.
 
         A split model loads from any of its parts. If loading with GPU layers fails, the model
-        is loaded on the CPU instead and ModelInfo.gpu_note says why.
+        is loaded on the CPU instead and ModelInfo.gpu_note says why. A file that fails the
+        header checks leaves the current model loaded.
         """
-        self.unload()
         header = self._check_header(Path(path))
+        self.unload()
         path = header.path  # part 1 of a split model
         n_ctx = options.n_ctx or int(header.context_length or 4096)
         offload = backends.gpu_offload_supported()
@@ -144,11 +145,15 @@ class Engine:
             options = replace(options, n_gpu_layers=0)
             self._check_fits(header, n_ctx, options)
             llm = self._create(path, n_ctx, options, header)
+        try:
+            self._set_up_chat_format(llm)
+        except TemplateError as error:
+            llm.close()
+            raise EngineError(EngineError.LOAD_FAILED, f"{path.name}: {error.message}") from error
         self._llm = llm
         stat = path.stat()
         self._fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
                             f"{llama_cpp.__version__}"
-        self._set_up_chat_format(llm)
         n_layers = header.block_count
         offloaded = 0
         if offload and options.n_gpu_layers != 0:
@@ -199,17 +204,23 @@ class Engine:
         self._kv_owner = None
         self._kv_memory.clear()
         self._llm = None
-        self._formatter = None
+        self._template = None
         self.info = None
 
-    def tokenize_chat(self, messages: Sequence[Message], continue_text: str = "") -> list[int]:
+    def tokenize_chat(self, messages: Sequence[Message], continue_text: str = "",
+                      should_stop: Callable[[], bool] = lambda: False) -> list[int]:
         """The prompt tokens for a conversation, ending where the assistant's answer starts.
 
         continue_text: the beginning of that answer, already written; the model carries it on.
+        Raises TemplateError when the model's chat template fails, runs too long or is stopped.
         """
         llm = self._require()
-        assert self._formatter is not None
-        prompt = self._formatter(messages=list(messages)).prompt + continue_text
+        assert self._template is not None
+        prompt = self._template.render(messages, should_stop) + continue_text
+        if not prompt:
+            raise TemplateError("The model's chat template produced no text for this conversation, so "
+                                "there is nothing for the model to read. The template in this model "
+                                "file is broken: use another file of this model.")
         add_bos = self._add_bos and not (self._bos_text and prompt.startswith(self._bos_text))
         return llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
@@ -220,10 +231,12 @@ class Engine:
         should_stop: Callable[[], bool] = lambda: False,
         cache_key: str | None = None,
         continue_text: str = "",
+        on_prompt_progress: Callable[[int, int], None] = lambda done, total: None,
     ) -> Iterator[str | GenerationStats]:
         """Yield the answer as text deltas, then one GenerationStats.
 
-        `should_stop` is checked after every token, so a stop takes effect within one token.
+        `should_stop` is checked after every token, so a stop takes effect within one token,
+        and between batches of a long prompt (`on_prompt_progress(done, total)` reports those).
         The KV cache keeps the evaluated tokens: the next turn re-uses the shared prefix. With a
         `cache_key` (the conversation's id), another conversation's cache is saved first and this
         one's restored, so switching between long chats does not re-read them.
@@ -231,7 +244,7 @@ class Engine:
         llm = self._require()
         started = perf_counter()
         self._switch_kv(cache_key)
-        prompt = self.tokenize_chat(messages, continue_text)
+        prompt = self.tokenize_chat(messages, continue_text, should_stop)
         cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         room = llm.n_ctx() - len(prompt)
         if room <= 0:
@@ -242,6 +255,10 @@ class Engine:
                 "message, or load the model with a longer context.",
             )
         max_tokens = min(sampling.max_tokens, room)
+        if not self._read_prompt(llm, prompt, cached, should_stop, on_prompt_progress):
+            yield GenerationStats(len(prompt), 0, 0.0, 0.0, perf_counter() - started, "user",
+                                  cached_tokens=cached)
+            return
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
         # The penalties' window is no argument of generate: _init_sampler reads this attribute at
@@ -310,6 +327,26 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _read_prompt(self, llm: llama_cpp.Llama, prompt: list[int], cached: int,
+                     should_stop: Callable[[], bool], on_progress: Callable[[int, int], None]) -> bool:
+        """Evaluate a long prompt's new tokens batch by batch, all but the last (generate reads
+        that one and reuses the rest as its cached prefix). False when stopped between batches."""
+        end = len(prompt) - 1
+        if end - cached <= llm.n_batch:
+            return True
+        self._kv_dirty = True
+        llm.n_tokens = cached  # eval appends after n_tokens and drops the KV cache beyond it
+        try:
+            for start in range(cached, end, llm.n_batch):
+                on_progress(start - cached, end - cached)
+                if should_stop():
+                    return False
+                llm.eval(prompt[start:min(end, start + llm.n_batch)])
+        except (RuntimeError, ValueError) as error:  # a failed llama_decode
+            raise EngineError(EngineError.GENERATION_FAILED, f"Reading the prompt failed: {error}") from error
+        on_progress(end - cached, end - cached)
+        return True
+
     def save_kv(self) -> None:
         """Write the snapshots taken at conversation switches to disk (when the engine is idle)."""
         if self._kv_store is None:
@@ -319,6 +356,17 @@ class Engine:
             if snapshot is not None:
                 self._kv_store.save(key, snapshot)
         self._kv_unsaved.clear()
+
+    def keep_kv(self, keys: set[str]) -> None:
+        """Forget every conversation's KV cache but these (in memory and on disk): a deleted
+        chat's text must not outlive it in a snapshot, nor be saved again later."""
+        for key in [k for k in self._kv_memory if k not in keys]:
+            del self._kv_memory[key]
+            self._kv_unsaved.discard(key)
+        if self._kv_owner is not None and self._kv_owner not in keys:
+            self._kv_owner, self._kv_dirty = None, False
+        if self._kv_store is not None:
+            self._kv_store.prune(keys)
 
     def _switch_kv(self, cache_key: str | None) -> None:
         """Keep the current conversation's KV cache and bring back `cache_key`'s, if known."""
@@ -360,9 +408,8 @@ class Engine:
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(model.vocab))
         template = llm.metadata.get("tokenizer.chat_template")
         self._stops = () if template else FALLBACK_STOPS
-        self._formatter = Jinja2ChatFormatter(
-            template=template or FALLBACK_TEMPLATE, eos_token=eos_text, bos_token=self._bos_text
-        )
+        self._template = ChatTemplate(template or FALLBACK_TEMPLATE, bos_token=self._bos_text,
+                                      eos_token=eos_text)
 
     @staticmethod
     def _check_header(path: Path) -> GGUFHeader:

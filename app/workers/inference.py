@@ -1,8 +1,10 @@
-"""The inference thread: one QObject worker in one QThread owns the Engine.
+"""The inference thread: one QObject worker in one QThread drives the engine's own process.
 
 Requests reach the worker as queued signals, so they run one after another in its thread and
-never two at once. Only the stop request crosses threads directly: it is a plain integer the
-generation loop reads between tokens.
+never two at once. The model itself runs in a child process (app/core/engine_process.py): a
+model file or chat template that makes llama.cpp abort, hang or balloon ends that process only.
+Only the stop request crosses threads directly: a shared integer the engine reads between tokens;
+a Stop not honoured within STOP_GRACE_S ends the process.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from app import paths
-from app.core.context_window import ContextFullError, OverflowPolicy, answer_reserve, fit_messages
-from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Message
+from app.core.context_window import OverflowPolicy
+from app.core.engine_process import STOP_GRACE_S, EngineCrashed, EngineProcess
+from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Message, ModelInfo
 from app.core.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -25,106 +28,133 @@ class InferenceWorker(QObject):
 
     loading = Signal(str)  # model path
     loaded = Signal(object)  # ModelInfo
-    load_failed = Signal(str, str)  # kind, message
+    load_failed = Signal(str, str, object)  # kind, message, the ModelInfo still loaded (or None)
     unloaded = Signal()
     token = Signal(int, str)  # request id, text delta
     finished = Signal(int, object)  # request id, GenerationStats
     failed = Signal(int, str, str)  # request id, kind, message
     prompt_ready = Signal(int, int, int)  # request id, prompt tokens, earlier messages not sent
+    prompt_progress = Signal(int, int, int)  # request id, prompt tokens read, of total (long prompts)
     counted = Signal(int, int)  # count id, tokens
 
     def __init__(self) -> None:
         super().__init__()
-        self._engine_instance = None  # created in this thread at the first request
-        self._stop_upto = 0  # requests with an id up to this one are to stop
+        self.process = EngineProcess(paths.log_dir() / "engine.log")
+        self._model: tuple[str, LoadOptions] | None = None  # the model that works, to load again
 
     def request_stop(self, request_id: int) -> None:
-        """Safe from any thread: the generation loop reads it after every token."""
-        self._stop_upto = max(self._stop_upto, request_id)
-
-    @property
-    def _engine(self):
-        """The Engine, and with it llama.cpp, loads on first use: the window opens sooner."""
-        if self._engine_instance is None:
-            from app.core.engine import Engine
-            from app.core.kv_cache import KVCacheStore
-
-            self._engine_instance = Engine(KVCacheStore(paths.cache_dir() / "kv"))
-        return self._engine_instance
-
-    def _stopped(self, request_id: int) -> bool:
-        return request_id <= self._stop_upto
+        """Safe from any thread: the engine reads it after every token."""
+        self.process.request_stop(request_id)
 
     @Slot(str, object)
     def load(self, path: str, options: LoadOptions) -> None:
         self.loading.emit(path)
         try:
-            info = self._engine.load(path, options)
+            info = self.process.load(path, options)
         except EngineError as error:
-            self.load_failed.emit(error.kind, error.message)
-        except Exception as error:  # noqa: BLE001 - the user must hear of any failure
-            log.exception("loading %s failed", path)
-            self.load_failed.emit(EngineError.LOAD_FAILED, f"Loading the model failed: {error}")
+            kept = self._restore_previous(path, options)
+            message = error.message
+            if kept is not None:
+                message += f" {kept.name} is still loaded."
+            self.load_failed.emit(error.kind, message, kept)
+        else:
+            self._model = (path, options)
+            self.loaded.emit(info)
+
+    def _restore_previous(self, failed_path: str, failed_options: LoadOptions) -> ModelInfo | None:
+        """A file that failed to load (or crashed the engine) must not cost the model that works:
+        the engine keeps it when the file fails its checks, else it is loaded again."""
+        if self._model is None or self._model == (failed_path, failed_options):
+            self._model = None
+            return None
+        try:
+            kept = self.process.info() if self.process.running else None
+            if kept is None:
+                path, options = self._model
+                log.info("loading %s again after %s failed", path, failed_path)
+                kept = self.process.load(path, options)
+        except EngineError as error:
+            log.warning("the previous model could not be loaded again: %s", error.message)
+            self._model = None
+            return None
+        return kept
+
+    def _ensure_model(self) -> None:
+        """After a crash the new process has no model: load the one that was loaded."""
+        if self.process.running or self._model is None:
+            return
+        path, options = self._model
+        self.loading.emit(path)
+        try:
+            info = self.process.load(path, options)
+        except EngineError as error:
+            self._model = None
+            self.load_failed.emit(error.kind, error.message, None)
         else:
             self.loaded.emit(info)
 
+    @Slot(object)
+    def keep_kv(self, keys: set[str]) -> None:
+        try:
+            self.process.keep_kv(keys)
+        except EngineError as error:
+            log.warning("removing the KV caches of deleted conversations: %s", error.message)
+
     @Slot()
     def unload(self) -> None:
-        if self._engine_instance is not None:
-            self._engine_instance.unload()
+        self._model = None
+        try:
+            self.process.unload()
+        except EngineError as error:
+            log.warning("unloading: %s", error.message)
         self.unloaded.emit()
 
     @Slot(int, object)
     def count(self, count_id: int, messages: Sequence[Message]) -> None:
         """How many tokens a chat is, as the model reads it (for the context meter)."""
-        engine = self._engine
-        if engine.is_loaded:
-            self.counted.emit(count_id, len(engine.tokenize_chat(messages)))
-
-    def _fit(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
-             continue_text: str, policy: str) -> list[Message]:
-        """The part of the chat that fits the context, by the user's overflow policy."""
-        engine = self._engine
-        if engine.info is None:
-            return list(messages)  # stream() says that no model is loaded
-        n_ctx = engine.info.n_ctx
-        reserve = answer_reserve(n_ctx, sampling.max_tokens)
-        def count(chat: list[Message]) -> int:
-            return len(engine.tokenize_chat(chat, continue_text))
-
-        fit = fit_messages(list(messages), n_ctx, reserve, count, OverflowPolicy(policy))
-        self.prompt_ready.emit(request_id, fit.prompt_tokens, fit.dropped)
-        return fit.messages
+        if self._model is None:
+            return
+        try:
+            self._ensure_model()
+            tokens = self.process.count(messages)
+        except EngineError as error:
+            log.info("counting tokens failed: %s", error.message)
+            return
+        if tokens is not None:
+            self.counted.emit(count_id, tokens)
 
     @Slot(int, object, object, object, str, str)
     def generate(self, request_id: int, messages: Sequence[Message], sampling: SamplingParams,
                  cache_key: str | None = None, continue_text: str = "",
                  policy: str = OverflowPolicy.DROP_OLDEST) -> None:
-        if self._stopped(request_id):  # stopped while it waited in the queue
-            self.finished.emit(request_id, GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
-            return
+        prompt_tokens = completion_tokens = 0
         try:
-            messages = self._fit(request_id, messages, sampling, continue_text, policy)
-            stream = self._engine.stream(messages, sampling, lambda: self._stopped(request_id), cache_key,
-                                         continue_text=continue_text)
-            for event in stream:
-                if isinstance(event, str):
-                    self.token.emit(request_id, event)
-                else:
-                    self.finished.emit(request_id, event)
+            self._ensure_model()
+            for event in self.process.generate(request_id, messages, sampling, cache_key, continue_text,
+                                               policy):
+                kind = event[0]
+                if kind == "token":
+                    completion_tokens += 1
+                    self.token.emit(request_id, event[1])
+                elif kind == "finished":
+                    self.finished.emit(request_id, event[1])
+                elif kind == "prompt_ready":
+                    prompt_tokens = event[1]
+                    self.prompt_ready.emit(request_id, event[1], event[2])
+                elif kind == "progress":
+                    self.prompt_progress.emit(request_id, event[1], event[2])
+        except EngineCrashed as error:
+            if error.stopped:  # ended after a Stop it did not honour: an answer stopped by the user
+                self.finished.emit(request_id, GenerationStats(prompt_tokens, completion_tokens, 0.0, 0.0,
+                                                               0.0, "user"))
+            else:
+                self.failed.emit(request_id, error.kind, error.message)
         except EngineError as error:
             self.failed.emit(request_id, error.kind, error.message)
-        except ContextFullError as error:
-            self.failed.emit(request_id, EngineError.CONTEXT_TOO_SMALL, error.message)
-        except Exception as error:  # noqa: BLE001
-            log.exception("generation failed")
-            self.failed.emit(request_id, EngineError.GENERATION_FAILED, f"Generation failed: {error}")
-        self._engine.save_kv()  # after the answer: disk writes never delay a first token
 
     @Slot()
     def shutdown(self) -> None:
-        if self._engine_instance is not None:
-            self._engine_instance.unload()
+        self.process.close()
         QThread.currentThread().quit()
 
 
@@ -135,6 +165,7 @@ class InferenceClient(QObject):
     _generate = Signal(int, object, object, object, str, str)
     _count = Signal(int, object)
     _unload = Signal()
+    _keep_kv = Signal(object)
     _shutdown = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -147,6 +178,7 @@ class InferenceClient(QObject):
         self._generate.connect(self.worker.generate)
         self._count.connect(self.worker.count)
         self._unload.connect(self.worker.unload)
+        self._keep_kv.connect(self.worker.keep_kv)
         self._shutdown.connect(self.worker.shutdown)
         self._thread.finished.connect(self.worker.deleteLater)
         self.worker.finished.connect(self._on_done)
@@ -184,6 +216,10 @@ class InferenceClient(QObject):
         self.stop()
         self._unload.emit()
 
+    def keep_kv(self, conversation_ids: set[str]) -> None:
+        """Delete the KV caches (snapshots of chat text) of every conversation but these."""
+        self._keep_kv.emit(set(conversation_ids))
+
     def count(self, messages: Sequence[Message]) -> int:
         """Queue a token count of a chat; `worker.counted` answers with the id returned."""
         self._last_count += 1
@@ -191,8 +227,18 @@ class InferenceClient(QObject):
         return self._last_count
 
     def stop(self) -> None:
-        if self._running is not None:
-            self.worker.request_stop(self._running)
+        """Stop the running answer within one token; if the engine is stuck (in C code), its
+        process is ended after STOP_GRACE_S and the answer so far is kept."""
+        running = self._running
+        if running is None:
+            return
+        self.worker.request_stop(running)
+
+        def end_if_stuck() -> None:
+            if self._running == running:
+                self.worker.process.kill("stop")
+
+        QTimer.singleShot(int(STOP_GRACE_S * 1000), self, end_if_stuck)
 
     def _on_done(self, request_id: int, *_: object) -> None:
         if request_id == self._running:
@@ -205,7 +251,8 @@ class InferenceClient(QObject):
         self.worker.request_stop(self._last_id)
         self._shutdown.emit()
         if not self._thread.wait(timeout_ms):
-            # Only a model load in progress takes this long; llama.cpp cannot be interrupted
-            # mid-load, and destroying a running QThread crashes, so wait for it.
-            log.warning("the inference thread is still busy; waiting for it to end")
+            # A load in progress or a request stuck in llama.cpp: end the engine's process, after
+            # which the worker takes the shutdown request and its thread ends.
+            log.warning("the engine is still busy after %d ms; ending its process", timeout_ms)
+            self.worker.process.kill("shutdown")
             self._thread.wait()

@@ -25,6 +25,19 @@ def no_dangling_qthreads(monkeypatch):
     assert not running, f"QThreads left running: {running}"
 
 
+@pytest.fixture(autouse=True)
+def no_engine_process_left():
+    """Closing the window ends the engine's process (app/core/engine_process.py)."""
+    import multiprocessing
+
+    yield
+    left = [p for p in multiprocessing.active_children() if p.name == "llamadesk-engine"]
+    for process in left:
+        process.kill()
+        process.join(5)
+    assert not left, f"engine processes left running: {left}"
+
+
 @pytest.fixture
 def window(qtbot, model_path):
     """The real main window with the embedded model loaded."""
