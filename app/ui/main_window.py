@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
         c.status.connect(self.state_label.setText)
         c.error.connect(self.show_error)
         c.model_loading.connect(self._on_model_loading)
-        c.model_failed.connect(lambda message: self.model_label.setText("No model"))
+        c.model_failed.connect(self._on_model_failed)
         c.model_loaded.connect(self._on_model_loaded)
         c.generating_changed.connect(self._on_generating_changed)
         c.answer_finished.connect(self._on_answer_finished)
@@ -226,7 +226,6 @@ class MainWindow(QMainWindow):
         c.context_used.connect(self._show_context)
         c.draft_returned.connect(self._return_draft)
         c.conversation_shown.connect(self._count_timer.start)
-        c.model_failed.connect(self.context_meter.show_no_model)
         self.composer.textChanged.connect(self._count_timer.start)
         self._count_timer.timeout.connect(lambda: c.count_context(self.composer.toPlainText()))
         self.context_meter.policy_changed.connect(self._on_policy_changed)
@@ -382,6 +381,14 @@ class MainWindow(QMainWindow):
         self.load_settings_panel.show_model(None)
         self.models.mark_current()
         self.show_info("Model unloaded")
+
+    def _on_model_failed(self, _message: str) -> None:
+        """The banner says why (controller.error); the model that works may still be loaded."""
+        if self.controller.model is not None:
+            self._on_model_loaded(self.controller.model)
+        else:
+            self.model_label.setText("No model")
+            self.context_meter.show_no_model()
 
     def _on_model_loading(self, path: str) -> None:
         self.model_label.setText(f"Loading {Path(path).stem}…")
