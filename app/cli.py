@@ -54,6 +54,16 @@ def add_commands(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    finally:  # a settings file found damaged and set aside: said once, after the command's output
+        from app.core import settings_file
+
+        for notice in settings_file.take_notices():
+            print(notice, file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     # A console or pipe that cannot show a character (cp1252 on Windows) must not crash a command
     # after its work is done: such characters print as "?".
     for stream in (sys.stdout, sys.stderr):

@@ -42,6 +42,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from app import paths
+from app.core import settings_file
 from app.core.errors import UserFacingError
 from app.core.library import human_size
 
@@ -272,8 +273,10 @@ def _remote_file(url: str, token: str | None, endpoint: str, repo_id: str, filen
 def _resumable_length(part: Path, sidecar: Path, record: dict) -> int:
     """How much of an earlier .part can be kept: all of it if it is the same file, else nothing."""
     try:
-        saved = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
+        saved = settings_file.parse_json(sidecar.read_bytes())
+    except (OSError, settings_file.DamagedSettings):
+        saved = {}
+    if not isinstance(saved, dict):
         saved = {}
     size = part.stat().st_size if part.exists() else 0
     if size > record["size"] or any(saved.get(k) != record[k] for k in ("etag", "sha256", "size")):
@@ -383,10 +386,17 @@ def _shutdown_on_cancel(response: httpx2.Response, cancel: threading.Event) -> I
 
 
 def load_token() -> str | None:
+    """The saved token; a damaged file (not text, a folder, a pipe) is said once and ignored."""
+    path = paths.config_dir() / TOKEN_FILE
     try:
-        return (paths.config_dir() / TOKEN_FILE).read_text().strip() or None
+        text = settings_file.read_bytes(path, 64 * 1024).decode("ascii").strip()
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError, settings_file.DamagedSettings) as error:
+        settings_file.note(f"The Hugging Face access token in {path} could not be read ({error}); "
+                           "Llamadesk carries on without it. Enter it again in the download dialog.")
+        return None
+    return text if text and text.isprintable() and not any(c.isspace() for c in text) else None
 
 
 def save_token(token: str) -> None:

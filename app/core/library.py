@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
-from app.core.atomic_file import write_text_atomically
+from app.core import settings_file
 from app.core.engine_types import LoadOptions
 from app.core.errors import UserFacingError
 from app.core.gguf_info import GGUFError, GGUFHeader, read_model, split_name, split_parts
@@ -344,12 +344,37 @@ def _key(path: str | os.PathLike[str]) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def _empty_settings() -> dict[str, Any]:
+    return {"version": 1, "folders": [], "default_model": None, "models": {}}
+
+
+def _check_settings(document: Any) -> dict[str, Any]:
+    """library.json's shape (its values are checked where used); DamagedSettings if it is wrong."""
+    damaged = settings_file.DamagedSettings
+    if not isinstance(document, dict):
+        raise damaged("it does not hold an object")
+    data = {**_empty_settings(), **document}
+    if not isinstance(data["folders"], list) or not all(isinstance(f, str) for f in data["folders"]):
+        raise damaged("“folders” is not a list of folder names")
+    if not isinstance(data["default_model"], str | None):
+        raise damaged("“default_model” is not a file name")
+    models = data["models"]
+    if not isinstance(models, dict) or not all(isinstance(m, dict) for m in models.values()):
+        raise damaged("“models” is not a set of per-model settings")
+    return data
+
+
+KIND = settings_file.SettingsKind(
+    name=SETTINGS_FILE, what="Your model library settings (added folders, default model, load settings)",
+    check=_check_settings, fallback="Llamadesk started without them")
+
+
 class ModelLibrary:
     """The library with the user's choices, stored as JSON in config_dir()/library.json:
     {"version": 1, "folders": [...], "default_model": path|null, "models": {path: settings}}.
 
-    A missing or unreadable file means no choices yet (an unreadable one is kept aside as
-    library.json.bad). Every change is saved at once, atomically.
+    A missing file means no choices yet; a damaged one is set aside as library.json.bad (and the
+    user told) by the settings policy. Every change is saved at once, atomically.
     """
 
     def __init__(self, settings_file: str | os.PathLike[str] | None = None,
@@ -359,25 +384,10 @@ class ModelLibrary:
         self._data = self._read()
 
     def _read(self) -> dict[str, Any]:
-        empty: dict[str, Any] = {"version": 1, "folders": [], "default_model": None, "models": {}}
-        try:
-            data = json.loads(self.settings_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return empty
-        except (OSError, ValueError):
-            data = None
-        valid = (isinstance(data, dict) and isinstance(data.get("folders", []), list)
-                 and isinstance(data.get("models", {}), dict)
-                 and isinstance(data.get("default_model"), str | None))
-        if not valid:
-            log.warning("%s is unreadable; starting with no library settings", self.settings_file)
-            with contextlib.suppress(OSError):
-                os.replace(self.settings_file, self.settings_file.with_name(SETTINGS_FILE + ".bad"))
-            return empty
-        return {**empty, **data}
+        return settings_file.load(KIND, self.settings_file, _empty_settings)
 
     def _save(self) -> None:
-        write_text_atomically(self.settings_file, json.dumps(self._data, indent=2, ensure_ascii=False))
+        settings_file.save(KIND, self.settings_file, json.dumps(self._data, indent=2, ensure_ascii=False))
 
     # Folders
     @property

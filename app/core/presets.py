@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import os  # noqa: F401 - tests make os.replace fail through this module
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app import paths
+from app.core import settings_file
 from app.core.atomic_file import write_text_atomically
 from app.core.errors import UserFacingError
 from app.core.sampling import SamplingParams
@@ -79,13 +81,9 @@ class PresetStore:
     def presets(self) -> list[Preset]:
         """Built-ins first, in their order, then the user's sorted by name.
 
-        A damaged presets file shows only the built-ins (and is set aside on the next save).
+        A damaged presets file shows only the built-ins: it is set aside and the user told once.
         """
-        try:
-            user = self._read_user()
-        except PresetError as error:
-            log.warning("%s", error.message)
-            user = {}
+        user = self._read_user()
         return [*(Preset(n, p, True) for n, p in BUILTIN.items()),
                 *(Preset(n, user[n], False) for n in sorted(user, key=str.casefold))]
 
@@ -110,14 +108,14 @@ class PresetStore:
     def save(self, name: str, params: SamplingParams) -> str:
         """Add a user preset or overwrite one; returns the name as stored (without outer spaces)."""
         name = check_name(name)
-        user = self._read_for_update()
+        user = self._read_user()
         user[name] = params
         self._check_count(user)
         self._write(user)
         return name
 
     def rename(self, old: str, new: str) -> str:
-        user = self._read_for_update()
+        user = self._read_user()
         if old in BUILTIN:
             raise PresetError(f"“{old}” is a built-in preset and cannot be renamed.")
         if old not in user:
@@ -131,7 +129,7 @@ class PresetStore:
         return new
 
     def delete(self, name: str) -> None:
-        user = self._read_for_update()
+        user = self._read_user()
         if name in BUILTIN:
             raise PresetError(f"“{name}” is a built-in preset and cannot be deleted.")
         if name not in user:
@@ -169,7 +167,7 @@ class PresetStore:
         incoming = _parse(data, path.name)
         if not incoming:
             raise PresetError(f"{path.name} holds no presets.")
-        user = self._read_for_update()
+        user = self._read_user()
         user.update(incoming)
         self._check_count(user)
         self._write(user)
@@ -178,29 +176,8 @@ class PresetStore:
     # -- helpers ---------------------------------------------------------------------------
 
     def _read_user(self) -> dict[str, SamplingParams]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as error:
-            raise PresetError(f"Cannot read {self.path}: {error.strerror or error}.") from error
-        return _parse(data, str(self.path))
-
-    def _read_for_update(self) -> dict[str, SamplingParams]:
-        """The user's presets; a damaged file is kept as <name>.bad rather than overwritten."""
-        try:
-            return self._read_user()
-        except PresetError as error:
-            if not self.path.exists():
-                raise
-            bad = self.path.with_name(self.path.name + ".bad")
-            log.warning("%s; keeping it as %s", error.message, bad.name)
-            try:
-                os.replace(self.path, bad)
-            except OSError as move_error:
-                raise PresetError(f"{error.message} It could not be set aside either: "
-                                  f"{move_error.strerror or move_error}.") from move_error
-            return {}
+        """The user's presets; a damaged file is set aside (and the user told) by the settings policy."""
+        return settings_file.load(KIND, self.path, dict)
 
     @staticmethod
     def _check_count(user: dict) -> None:
@@ -209,8 +186,7 @@ class PresetStore:
 
     def _write(self, user: dict[str, SamplingParams]) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomically(self.path, _document(user))
+            settings_file.save(KIND, self.path, _document(user))
         except OSError as error:
             reason = error.strerror or error
             raise PresetError(f"Cannot save the presets to {self.path}: {reason}.") from error
@@ -220,6 +196,21 @@ def _document(user: dict[str, SamplingParams]) -> str:
     document = {"format": FORMAT_MARKER, "version": VERSION,
                 "presets": [{"name": name, "sampling": params.to_dict()} for name, params in user.items()]}
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _check_file(document: Any) -> dict[str, SamplingParams]:
+    """The presets in the user's own presets file, or DamagedSettings saying what is wrong."""
+    try:
+        return _from_document(document, FILE_NAME)
+    except PresetError as error:
+        reason = error.message.rstrip(".")
+        reason = reason.removeprefix(f"{FILE_NAME}: ").replace(f"{FILE_NAME} ", "it ", 1)
+        raise settings_file.DamagedSettings(reason) from None
+
+
+KIND = settings_file.SettingsKind(name=FILE_NAME, what="Your sampling presets", check=_check_file,
+                                  fallback="Llamadesk started with the built-in ones",
+                                  max_bytes=MAX_FILE_BYTES)
 
 
 def _parse(data: bytes, where: str) -> dict[str, SamplingParams]:
@@ -236,6 +227,11 @@ def _parse(data: bytes, where: str) -> dict[str, SamplingParams]:
                           f"column {error.colno} ({error.msg}).") from None
     except RecursionError:
         raise PresetError(f"{where} is not a presets file: it is nested too deeply.") from None
+    return _from_document(document, where)
+
+
+def _from_document(document: Any, where: str) -> dict[str, SamplingParams]:
+    """The presets in a parsed document, or PresetError naming the first problem."""
     if not isinstance(document, dict) or document.get("format") != FORMAT_MARKER:
         raise PresetError(f"{where} is not a Llamadesk presets file.")
     if document.get("version") != VERSION:

@@ -10,9 +10,10 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app import paths
-from app.core.atomic_file import write_text_atomically
+from app.core import settings_file
 from app.core.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,25 @@ BUILTIN: dict[str, str] = {
 }
 
 
+def _check_file(document: Any) -> dict[str, str]:
+    """The user's prompts in the file's document: {"prompts": {name: text}}; DamagedSettings if not."""
+    if not isinstance(document, dict):
+        raise settings_file.DamagedSettings("it does not hold an object")
+    prompts = document.get("prompts", {})
+    if not isinstance(prompts, dict):
+        raise settings_file.DamagedSettings("“prompts” is not a set of names and texts")
+    for name, text in prompts.items():
+        if not isinstance(text, str):
+            raise settings_file.DamagedSettings(f"the prompt “{name[:40]}” is not text")
+        if not name.strip() or len(name) > MAX_NAME_LENGTH or len(text) > MAX_PROMPT_LENGTH:
+            raise settings_file.DamagedSettings(f"the prompt “{name[:40]}” is too long or has no name")
+    return prompts
+
+
+KIND = settings_file.SettingsKind(name=FILE_NAME, what="Your saved system prompts", check=_check_file,
+                                  fallback="Llamadesk started with the built-in ones")
+
+
 class SystemPromptError(UserFacingError):
     """A saved prompt that cannot be stored as asked; `.message` says why."""
 
@@ -47,15 +67,8 @@ class SystemPromptStore:
         self.path = path or paths.config_dir() / FILE_NAME
 
     def _user_prompts(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as error:
-            log.warning("ignoring unreadable %s: %s", self.path, error)
-            return {}
-        prompts = data.get("prompts", {}) if isinstance(data, dict) else {}
-        return {k: v for k, v in prompts.items() if isinstance(k, str) and isinstance(v, str)}
+        """The user's prompts; a damaged file is set aside (and the user told) by the settings policy."""
+        return settings_file.load(KIND, self.path, dict)
 
     def all(self) -> list[SavedPrompt]:
         """Built-in prompts first, then the user's in name order."""
@@ -88,6 +101,7 @@ class SystemPromptStore:
 
     def _write(self, prompts: dict[str, str]) -> None:
         try:
-            write_text_atomically(self.path, json.dumps({"prompts": prompts}, ensure_ascii=False, indent=1))
+            text = json.dumps({"prompts": prompts}, ensure_ascii=False, indent=1)
+            settings_file.save(KIND, self.path, text)
         except OSError as error:
             raise SystemPromptError(f"Could not save the prompts: {error.strerror or error}.") from error

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -83,6 +84,18 @@ class MainWindow(QMainWindow):
             self.set_text_size(self.preferences.text_size)
         self._restore_state()
         self._refresh_conversations()
+        QTimer.singleShot(0, self._show_settings_notices)
+
+    def _show_settings_notices(self) -> None:
+        """Settings files found damaged at start: said once, in a dialog that does not block."""
+        from app.core import settings_file
+
+        notices = settings_file.take_notices()
+        if notices:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Some settings were reset", "\n\n".join(notices),
+                              QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
 
     # -- construction ---------------------------------------------------------------------------
 

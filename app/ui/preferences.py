@@ -1,25 +1,85 @@
 """What the window remembers between runs: geometry, splitters, last chat, theme, text size.
 
 Kept in an ini file in the config folder (so LLAMADESK_HOME moves it too), through QSettings,
-which stores Qt's geometry and splitter blobs as they are.
+which stores Qt's geometry and splitter blobs as they are. Every value read is checked
+(settings_file.window_value_problem): one that cannot be used falls back to its default, and the
+file is first copied aside as window.ini.bad, with one notice for the window to show.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from PySide6.QtCore import QByteArray, QSettings
 
 from app import paths
+from app.core import settings_file
+from app.core.settings_file import TEXT_SIZES, THEMES, WINDOW_FILE, WINDOW_KEYS, WINDOW_LABELS
 
-THEMES = ("system", "light", "dark")
-TEXT_SIZES = (8, 9, 10, 11, 12, 13, 14, 16, 18, 20, 24, 28)  # points, for Ctrl+= / Ctrl+-
+__all__ = ["TEXT_SIZES", "THEMES", "Preferences", "step_text_size"]
 
 
 class Preferences:
-    def __init__(self) -> None:
-        self._settings = QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.config_dir() / WINDOW_FILE
+        self._settings = self._open()
+        self._drop_bad_values()
+
+    def _open(self) -> QSettings:
+        """QSettings on the file; one that is not a small regular INI file is set aside first."""
+        problem = None
+        try:
+            settings_file.read_bytes(self.path, 1024 * 1024)  # a FIFO or a huge file must not hang us
+        except settings_file.DamagedSettings as error:
+            problem = str(error)
+        except OSError:
+            pass  # absent, or QSettings will say it cannot read it
+        if problem is None:
+            settings = QSettings(str(self.path), QSettings.Format.IniFormat)
+            if settings.status() != QSettings.Status.FormatError:
+                return settings
+            problem = "it is not a valid settings file"
+            del settings
+        try:
+            bad = settings_file.set_aside(self.path)
+        except OSError as error:
+            settings_file.note(f"Your window settings in {self.path} could not be read ({problem}) nor "
+                               f"set aside ({error.strerror or error}); Llamadesk started with the default "
+                               f"layout.")
+        else:
+            settings_file.note(f"Your window settings in {self.path} could not be read ({problem}); the "
+                               f"file was kept as {bad.name} and Llamadesk started with the default layout.")
+        return QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def _drop_bad_values(self) -> None:
+        """Remove the values that cannot be used (after keeping a copy of the file) and say so once."""
+        bad = [(key, problem) for key in WINDOW_KEYS if self._settings.contains(key)
+               for problem in [settings_file.window_value_problem(key, self._plain(key))] if problem]
+        if not bad:
+            return
+        reasons = "; ".join(f"{WINDOW_LABELS[key]}: {problem}" for key, problem in bad)
+        try:
+            kept = f"the file was kept as {settings_file.set_aside(self.path, copy=True).name} and "
+        except OSError:
+            kept = ""
+        for key, _problem in bad:
+            self._settings.remove(key)
+        self._settings.sync()
+        settings_file.note(f"Some of your window settings in {self.path} could not be used ({reasons}); "
+                           f"{kept}they went back to their defaults.")
+
+    def _plain(self, key: str) -> Any:
+        """The stored value, with Qt's byte arrays as bytes (what the checks take)."""
+        value = self._settings.value(key)
+        return bytes(value.data()) if isinstance(value, QByteArray) else value
 
     def _get(self, key: str, default=None):
-        return self._settings.value(key, default)
+        """The stored value if it can be used, else `default`."""
+        if not self._settings.contains(key):
+            return default
+        usable = settings_file.window_value_problem(key, self._plain(key)) is None
+        return self._settings.value(key) if usable else default
 
     def _set(self, key: str, value) -> None:
         self._settings.setValue(key, value)
@@ -47,7 +107,8 @@ class Preferences:
 
     @property
     def last_conversation(self) -> str:
-        return str(self._get("chat/last_conversation", "") or "")
+        value = self._get("chat/last_conversation", "")
+        return value if isinstance(value, str) else ""
 
     @last_conversation.setter
     def last_conversation(self, conversation_id: str) -> None:
@@ -55,7 +116,7 @@ class Preferences:
 
     @property
     def theme(self) -> str:
-        value = str(self._get("view/theme", "system"))
+        value = self._get("view/theme", "system")
         return value if value in THEMES else "system"
 
     @theme.setter
@@ -82,8 +143,8 @@ class Preferences:
         """One of OverflowPolicy's values; anything else (a hand edit, a newer version) is ignored."""
         from app.core.context_window import OverflowPolicy
 
-        value = str(self._get("chat/overflow_policy", OverflowPolicy.DROP_OLDEST))
-        return value if value in set(OverflowPolicy) else OverflowPolicy.DROP_OLDEST.value
+        value = self._get("chat/overflow_policy", OverflowPolicy.DROP_OLDEST.value)
+        return str(value) if value in set(OverflowPolicy) else OverflowPolicy.DROP_OLDEST.value
 
     @overflow_policy.setter
     def overflow_policy(self, value: str) -> None:

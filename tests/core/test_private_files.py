@@ -117,4 +117,5 @@ def test_an_export_folder_keeps_the_mode_the_users_umask_gives(tmp_path: Path) -
     run_cli(home, "import", str(SAMPLE))
     out = tmp_path / "exports" / "all"
     run_cli(home, "export", "--all", "--format", "md", "--out", str(out), umask=0o022)
-    assert [stat.S_IMODE(p.stat().st_mode) for p in (out.parent, out, *out.iterdir())] == [0o755, 0o755, 0o644]
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in (out.parent, out, *out.iterdir())]
+    assert modes == [0o755, 0o755, 0o644]
