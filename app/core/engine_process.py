@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,10 @@ from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Mes
 
 log = logging.getLogger(__name__)
 
+# Text is sent to the window at most this often (the first piece at once): each message wakes the
+# window's threads, which on a machine with as many busy llama.cpp threads as cores costs speed.
+# The window draws every 30 ms anyway; Stop is read in the engine after every token regardless.
+SEND_EVERY_S = 0.05
 STOP_GRACE_S = 5.0  # Stop not honoured by then (llama.cpp stuck in C code): the process is ended
 _HEADROOM = 1536 * 1024**2  # beyond the memory estimate: Python, llama.cpp's buffers, KV snapshots in RAM
 _NO_MODEL_LIMIT = 2 * 1024**3  # before a model is loaded
@@ -119,7 +124,7 @@ class EngineProcess:
 
     def generate(self, request_id: int, messages: Sequence[Message], sampling, cache_key: str | None,
                  continue_text: str, policy: str) -> Iterator[tuple]:
-        """Events: ("prompt_ready", tokens, dropped), ("progress", done, total), ("token", text),
+        """Events: ("prompt_ready", tokens, dropped), ("progress", done, total), ("token", text, pieces),
         then ("finished", GenerationStats). Failures raise EngineError (EngineCrashed)."""
         for event in self._call("generate", request_id, list(messages), sampling, cache_key, continue_text,
                                 policy):
@@ -322,19 +327,28 @@ class _Handler:
         def should_stop() -> bool:
             return self.stopped(request_id)
 
+        pending: list[str] = []
+        sent_at = 0.0
         try:
             if should_stop():  # stopped while it waited
                 self.send("finished", GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
-                return
-            messages = self._fit(messages, sampling, continue_text, policy, should_stop)
-            stream = self.engine.stream(messages, sampling, should_stop, cache_key, continue_text,
-                                        on_prompt_progress=lambda done, total: self.send("progress", done,
-                                                                                        total))
-            for event in stream:
-                if isinstance(event, str):
-                    self.send("token", event)
-                else:
-                    self.send("finished", event)
+            else:
+                messages = self._fit(messages, sampling, continue_text, policy, should_stop)
+                stream = self.engine.stream(messages, sampling, should_stop, cache_key, continue_text,
+                                            on_prompt_progress=lambda done, total: self.send("progress", done,
+                                                                                            total))
+                for event in stream:
+                    if isinstance(event, str):
+                        pending.append(event)
+                        now = time.perf_counter()
+                        if now - sent_at >= SEND_EVERY_S:  # the first at once, then batched
+                            self.send("token", "".join(pending), len(pending))
+                            pending.clear()
+                            sent_at = now
+                    else:
+                        if pending:
+                            self.send("token", "".join(pending), len(pending))
+                        self.send("finished", event)
         except TemplateError as error:
             if not error.stopped:
                 raise

@@ -10,7 +10,7 @@ from app.core.conversation import GenerationRecord
 from app.core.engine_types import GenerationStats, ModelInfo
 from app.core.library import file_sha256
 from app.core.sampling import SamplingParams
-from app.core.store import ConversationStore
+from app.core.store import ConversationStore, StoreError
 from app.workers.background import run_in_background
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class AnswerRecords:
             self._sha256[str(path)] = digest
             try:
                 self.store.remember_sha256(path, digest)
-            except OSError as error:  # the file went away meanwhile (deleted in the manager)
+            except (OSError, StoreError) as error:  # the file went away, or the store refuses writes
                 log.info("not caching the hash of %s: %s", path, error)
 
         run_in_background(lambda: file_sha256(path), remember,

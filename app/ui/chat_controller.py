@@ -372,10 +372,10 @@ class ChatController(QObject):
         self.model_failed.emit(message)
         self.error.emit(message)
 
-    def _on_token(self, request: int, text: str) -> None:
+    def _on_token(self, request: int, text: str, tokens: int) -> None:
         if request == self._request:
             self._buffer.append(text)
-            self._streamed_tokens += 1
+            self._streamed_tokens += tokens
 
     def _on_prompt_ready(self, request: int, prompt_tokens: int, dropped: int) -> None:
         if request != self._request:

@@ -425,7 +425,7 @@ class MainWindow(QMainWindow):
         self._count_timer.start()
 
     def _on_answer_finished(self, stats: GenerationStats) -> None:
-        self.speed_label.setText(f"{stats.tokens_per_s:.1f} tok/s")
+        self.speed_label.setText(f"{stats.tokens_per_s:.1f} tok/s" if stats.completion_tokens > 1 else "")
 
     def show_error(self, message: str) -> None:
         self.banner.setText(message)

@@ -30,7 +30,7 @@ class InferenceWorker(QObject):
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str, str, object)  # kind, message, the ModelInfo still loaded (or None)
     unloaded = Signal()
-    token = Signal(int, str)  # request id, text delta
+    token = Signal(int, str, int)  # request id, text delta, how many tokens it holds
     finished = Signal(int, object)  # request id, GenerationStats
     failed = Signal(int, str, str)  # request id, kind, message
     prompt_ready = Signal(int, int, int)  # request id, prompt tokens, earlier messages not sent
@@ -134,8 +134,8 @@ class InferenceWorker(QObject):
                                                policy):
                 kind = event[0]
                 if kind == "token":
-                    completion_tokens += 1
-                    self.token.emit(request_id, event[1])
+                    completion_tokens += event[2]
+                    self.token.emit(request_id, event[1], event[2])
                 elif kind == "finished":
                     self.finished.emit(request_id, event[1])
                 elif kind == "prompt_ready":
@@ -185,12 +185,15 @@ class InferenceClient(QObject):
         self.worker.failed.connect(self._on_done)
         self._last_id = 0
         self._last_count = 0
-        self._running: int | None = None
+        self._unfinished: set[int] = set()  # requests sent whose answer has not ended
+        self._stopped: set[int] = set()  # of those, the ones asked to stop
         self._thread.start()
 
     @property
     def busy(self) -> bool:
-        return self._running is not None
+        """An answer runs that was not asked to stop (a stopped one ends within one token, and
+        a new request simply runs after it)."""
+        return bool(self._unfinished - self._stopped)
 
     def load(self, path: str, options: LoadOptions = LoadOptions()) -> None:
         self._load.emit(str(path), options)
@@ -204,10 +207,10 @@ class InferenceClient(QObject):
         continue_text: the start of the answer, already written, for the model to carry on.
         policy: what to leave out when the chat does not fit the context (an OverflowPolicy).
         """
-        if self._running is not None:
+        if self.busy:
             return None
         self._last_id += 1
-        self._running = self._last_id
+        self._unfinished.add(self._last_id)
         self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text, str(policy))
         return self._last_id
 
@@ -229,20 +232,19 @@ class InferenceClient(QObject):
     def stop(self) -> None:
         """Stop the running answer within one token; if the engine is stuck (in C code), its
         process is ended after STOP_GRACE_S and the answer so far is kept."""
-        running = self._running
-        if running is None:
-            return
-        self.worker.request_stop(running)
+        for running in self._unfinished - self._stopped:
+            self._stopped.add(running)
+            self.worker.request_stop(running)
 
-        def end_if_stuck() -> None:
-            if self._running == running:
-                self.worker.process.kill("stop")
+            def end_if_stuck(request: int = running) -> None:
+                if request in self._unfinished:
+                    self.worker.process.kill("stop")
 
-        QTimer.singleShot(int(STOP_GRACE_S * 1000), self, end_if_stuck)
+            QTimer.singleShot(int(STOP_GRACE_S * 1000), self, end_if_stuck)
 
     def _on_done(self, request_id: int, *_: object) -> None:
-        if request_id == self._running:
-            self._running = None
+        self._unfinished.discard(request_id)
+        self._stopped.discard(request_id)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop any answer, free the model and end the thread; blocks until it has ended."""

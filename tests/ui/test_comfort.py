@@ -100,6 +100,12 @@ def test_a_bad_stored_preference_is_ignored(qtbot) -> None:
     prefs._set("chat/overflow_policy", "bogus")
     prefs._set("view/theme", "neon")
     prefs._set("view/text_size", "huge")
-    window = open_window(qtbot)  # starts, with the defaults
+    window = MainWindow()  # starts, with the defaults, and says once what it set aside
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is not None, timeout=5_000)
+    notice = QApplication.activeModalWidget()
+    assert "window.ini.bad" in notice.text() and "'neon' is not a theme" in notice.text()
+    notice.close()
     assert window.context_meter.current_policy() == "drop_oldest"
     assert window.theme_actions["system"].isChecked()
