@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Text is sent to the window at most this often (the first piece at once): each message wakes the
 # window's threads, which on a machine with as many busy llama.cpp threads as cores costs speed.
-# The window draws every 30 ms anyway; Stop is read in the engine after every token regardless.
+# The window draws every 50 ms anyway; Stop is read in the engine after every token regardless.
 SEND_EVERY_S = 0.05
 STOP_GRACE_S = 5.0  # Stop not honoured by then (llama.cpp stuck in C code): the process is ended
 _HEADROOM = 1536 * 1024**2  # beyond the memory estimate: Python, llama.cpp's buffers, KV snapshots in RAM

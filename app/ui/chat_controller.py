@@ -28,7 +28,7 @@ from app.ui.chat_view import ChatView
 from app.ui.sampling_panel import SamplingSettings
 from app.workers.inference import InferenceClient
 
-FLUSH_MS = 30
+FLUSH_MS = 50  # 20 updates a second: each one costs the GUI thread CPU that llama.cpp competes for
 log = logging.getLogger(__name__)
 
 
