@@ -70,8 +70,8 @@ def database_checks(path: Path, recover: bool = False) -> Iterator[Check]:
         yield Check(False, "database", f"{path} is damaged: {damage}")
         yield Check(False, "database recovery", f"failed: {getattr(error, 'message', error)}")
         return
-    yield Check(False, "database", f"{path} was damaged: {damage}", repaired=True)
-    yield Check(True, "database recovery", report.summary())
+    yield Check(False, "database", f"{path} was damaged: {damage}", repaired=not report.nothing_read)
+    yield Check(not report.nothing_read, "database recovery", report.summary())
     yield schema_check(path)
 
 

@@ -128,7 +128,8 @@ def _offer_recovery(path, error) -> bool:
         QMessageBox.critical(None, app.APP_NAME, f"Recovery failed: {getattr(failure, 'message', failure)}. "
                              "The damaged database was left as it was.")
         return False
-    QMessageBox.information(None, app.APP_NAME, report.summary())
+    show = QMessageBox.warning if report.nothing_read else QMessageBox.information
+    show(None, app.APP_NAME, report.summary())
     return True
 
 

@@ -155,7 +155,23 @@ class RecoveryReport:
     conversations_lost: int | None  # None: the damaged file could not say how many it held
     messages_lost: int | None
 
+    @property
+    def nothing_read(self) -> bool:
+        """No message could be read, though the damaged file held some (or could not say how
+        many): the recovery did not save the chats, and the user must be told so, not "Recovered"."""
+        return self.messages == 0 and self.messages_lost != 0
+
     def summary(self) -> str:
+        if self.nothing_read:
+            held = f"it held {self.messages_lost} messages" if self.messages_lost else (
+                "how many it held is unknown")
+            kept = (f"; only {self.conversations} conversations, without their messages, were copied "
+                    f"into the new database {self.path}") if self.conversations else (
+                f"; {self.path} is now a new, empty database")
+            return (f"No message could be read from the damaged conversation database ({held})"
+                    f"{kept}. The damaged file was kept as {self.damaged_path}: "
+                    "do not delete it, a data recovery tool (such as the sqlite3 command's .recover) "
+                    "may still get more out of it.")
         lost = [f"{n} {what}" for n, what in ((self.conversations_lost, "conversations"),
                                              (self.messages_lost, "messages")) if n]
         unknown = None in (self.conversations_lost, self.messages_lost)
@@ -260,12 +276,16 @@ def _has_importing(source: sqlite3.Connection) -> bool:
 
 def _readable_rows(db: sqlite3.Connection, table: str) -> Iterator[dict]:
     """Every row of `table` that can be read, in rowid order. A damaged page stops a scan; the
-    scan goes on after it (at the smallest rowid from which SQLite reads again)."""
-    after = -(2**63)
+    rows just before it are then read one at a time (a fresh lookup of the next row often still
+    works where the scan's cursor failed), and the scan goes on from the smallest rowid from which
+    SQLite reads again."""
+    start, inclusive = -(2**63), False
     while True:
+        after = start
         try:
-            cursor = db.execute(f"SELECT rowid AS rowid_, * FROM {table} WHERE rowid > ? ORDER BY rowid",
-                                (after,))
+            from_start = ">=" if inclusive else ">"
+            cursor = db.execute(f"SELECT rowid AS rowid_, * FROM {table} WHERE rowid {from_start} ? "
+                                "ORDER BY rowid", (start,))
             names = [d[0] for d in cursor.description]
             for row in cursor:
                 after = row[0]
@@ -273,10 +293,21 @@ def _readable_rows(db: sqlite3.Connection, table: str) -> Iterator[dict]:
             return
         except sqlite3.DatabaseError as error:
             log.info("recovery: %s after rowid %d: %s", table, after, error)
-            resumed = _first_readable_after(db, table, after)
-            if resumed is None:
+        while True:  # step over the rows that can still be looked up one by one
+            try:
+                cursor = db.execute(f"SELECT rowid AS rowid_, * FROM {table} WHERE rowid > ? ORDER BY rowid "
+                                    "LIMIT 1", (after,))
+                row = cursor.fetchone()
+            except sqlite3.DatabaseError:
+                break
+            if row is None:
                 return
-            after = resumed
+            after = row[0]
+            yield dict(zip([d[0] for d in cursor.description], row, strict=True))
+        resumed = _first_readable_after(db, table, after)
+        if resumed is None:
+            return
+        start, inclusive = resumed, True
 
 
 def _first_readable_after(db: sqlite3.Connection, table: str, after: int) -> int | None:

@@ -363,6 +363,59 @@ def test_recovery_copies_every_readable_message_and_keeps_the_damaged_file(path:
         store.close()
 
 
+def readable_by_rowid(path: Path, table: str) -> set[str]:
+    """The ids of every row of `table` that a point query still reads, one rowid at a time."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    ids = set()
+    try:
+        for rowid in range(1, 2000):
+            try:
+                row = db.execute(f"SELECT id FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+            except sqlite3.DatabaseError:
+                continue
+            if row is not None:
+                ids.add(row[0])
+    finally:
+        db.close()
+    return ids
+
+
+def test_recovery_keeps_the_readable_rows_on_both_sides_of_a_damaged_page(path: Path):
+    fill(path)
+    corrupt_pages_with(path, b"topic-0060-03")
+    readable = readable_by_rowid(path, "messages")
+    assert 650 < len(readable) < 720
+    report = recover(path)
+    db = sqlite3.connect(path)
+    try:
+        recovered = {row[0] for row in db.execute("SELECT id FROM messages")}
+    finally:
+        db.close()
+    assert readable - recovered == set()
+    assert (report.messages, report.messages_lost) == (len(readable), 720 - len(readable))
+    assert not report.nothing_read
+
+
+def test_recovery_that_reads_no_message_says_so_and_doctor_fails(path: Path):
+    from app.doctor import database_checks
+
+    fill(path)
+    db = sqlite3.connect(path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
+    db.close()
+    data = path.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    with path.open("r+b") as f:  # the root page of messages: no row can be found any more
+        f.seek((root - 1) * page_size)
+        f.write(random.Random(7).randbytes(page_size))
+    checks = list(database_checks(path, recover=True))
+    failed = [c for c in checks if not (c.ok or c.repaired)]
+    assert failed and failed[-1].what == "database recovery", checks
+    [kept] = path.parent.glob("conversations.damaged-*.sqlite3")
+    assert "No message could be read" in failed[-1].detail and str(kept) in failed[-1].detail
+    assert "Recovered" not in failed[-1].detail
+
+
 # -- imports in chunks ----------------------------------------------------------------------------
 
 def test_another_writer_gets_in_between_the_chunks_of_an_import(store: ConversationStore, path: Path):
