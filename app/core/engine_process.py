@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.engine_types import EngineError, GenerationStats, LoadOptions, Message, ModelInfo
@@ -46,13 +45,6 @@ class EngineCrashed(EngineError):
         self.stopped = stopped  # ended by us after a Stop that llama.cpp did not honour
 
 
-@dataclass
-class _Ended:
-    """Why the parent itself ended the process, if it did."""
-
-    reason: str = ""  # "stop", "shutdown" or ""
-
-
 class EngineProcess:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
@@ -60,7 +52,7 @@ class EngineProcess:
         self._stop_upto = self._context.RawValue("q", 0)
         self._process = None
         self._connection = None
-        self._ended = _Ended()
+        self._ended_by = ""  # why this side ended the process, if it did: "stop" or "shutdown"
         self._starts = 0
 
     # -- safe from any thread ---------------------------------------------------------------------
@@ -74,7 +66,7 @@ class EngineProcess:
         process = self._process
         if process is not None and process.is_alive():
             log.warning("ending the engine process (%s)", reason)
-            self._ended.reason = reason
+            self._ended_by = reason
             process.kill()
 
     @property
@@ -154,7 +146,7 @@ class EngineProcess:
             self._forget()
         self._starts += 1
         parent, child = self._context.Pipe()
-        self._ended = _Ended()
+        self._ended_by = ""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         process = self._context.Process(target=serve, args=(child, self._stop_upto, str(self.log_path)),
                                         name="llamadesk-engine", daemon=True)
@@ -190,7 +182,7 @@ class EngineProcess:
         if process is not None:
             process.join(5)
         code = process.exitcode if process is not None else None
-        reason = self._ended.reason
+        reason = self._ended_by
         self._forget()
         if reason == "stop":
             return EngineCrashed("The model did not stop in time, so its process was ended; the answer "

@@ -69,29 +69,33 @@ class InferenceWorker(QObject):
             return None
         try:
             kept = self.process.info() if self.process.running else None
-            if kept is None:
-                path, options = self._model
-                log.info("loading %s again after %s failed", path, failed_path)
-                kept = self.process.load(path, options)
+            return kept if kept is not None else self._load_remembered()
         except EngineError as error:
             log.warning("the previous model could not be loaded again: %s", error.message)
-            self._model = None
             return None
-        return kept
 
     def _ensure_model(self) -> None:
         """After a crash the new process has no model: load the one that was loaded."""
         if self.process.running or self._model is None:
             return
-        path, options = self._model
-        self.loading.emit(path)
+        self.loading.emit(self._model[0])
         try:
-            info = self.process.load(path, options)
+            info = self._load_remembered()
         except EngineError as error:
-            self._model = None
             self.load_failed.emit(error.kind, error.message, None)
         else:
             self.loaded.emit(info)
+
+    def _load_remembered(self) -> ModelInfo:
+        """Load the model that worked again (a new engine process has none); forget it if it fails."""
+        assert self._model is not None
+        path, options = self._model
+        log.info("loading %s again", path)
+        try:
+            return self.process.load(path, options)
+        except EngineError:
+            self._model = None
+            raise
 
     @Slot(object)
     def keep_kv(self, keys: set[str]) -> None:
