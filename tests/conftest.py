@@ -20,6 +20,16 @@ def llamadesk_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_notices():
+    """Settings-file notices are said once per process: one test's must not reach the next."""
+    from app.core import settings_file
+
+    settings_file.take_notices()
+    yield
+    settings_file.take_notices()
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     path = default_model_path()

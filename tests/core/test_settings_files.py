@@ -21,13 +21,6 @@ from app.core.system_prompts import BUILTIN as BUILTIN_PROMPTS
 from app.core.system_prompts import SystemPromptError, SystemPromptStore
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_notices():
-    settings_file.take_notices()
-    yield
-    settings_file.take_notices()
-
-
 @pytest.fixture
 def config() -> Path:
     return paths.config_dir()

@@ -16,13 +16,6 @@ from app.core import settings_file
 from app.ui.preferences import Preferences
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_notices():
-    settings_file.take_notices()
-    yield
-    settings_file.take_notices()
-
-
 @pytest.fixture
 def ini() -> Path:
     return paths.config_dir() / "window.ini"
