@@ -107,9 +107,23 @@ def test_the_bundle_is_lean_and_carries_llama_cpp_but_no_model(bundle: Path) -> 
     assert size_mb < MAX_BUNDLE_MB, f"the bundle grew to {size_mb:.0f} MB"
 
 
+def _maps_of_tree(pid: int) -> list[str]:
+    """/proc maps of a process and all its descendants (the model runs in a child process)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            found.append(Path(f"/proc/{current}/maps").read_text())
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
 def test_the_running_bundle_uses_its_own_llama_cpp(bundle: Path, tmp_path: Path, model_path: Path) -> None:
     """The window (offscreen) with the model loaded: every llama/ggml library mapped into the
-    process comes from inside the bundle."""
+    window's process or the engine process it started comes from inside the bundle."""
     if not sys.platform.startswith("linux"):
         return  # /proc/<pid>/maps is Linux's
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH")}
@@ -123,7 +137,7 @@ def test_the_running_bundle_uses_its_own_llama_cpp(bundle: Path, tmp_path: Path,
             assert app.poll() is None, app.communicate()
             assert time.monotonic() < deadline, "the model did not load within 120 s"
             time.sleep(0.1)
-        maps = Path(f"/proc/{app.pid}/maps").read_text()
+        maps = "".join(_maps_of_tree(app.pid))
         app.send_signal(signal.SIGINT)
         out, err = app.communicate(timeout=30)
     finally:
