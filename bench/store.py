@@ -154,7 +154,7 @@ class TextMaker:
 
 
 def make_conversation(maker: TextMaker, n_messages: int, now: float, big: bool = False):
-    from app.core.conversation import Conversation, GenerationRecord, Message, title_from
+    from app.core.conversations.conversation import Conversation, GenerationRecord, Message, title_from
 
     rng = maker.rng
     created = now - rng.uniform(0.0, 365 * DAY)
@@ -183,7 +183,7 @@ def make_conversation(maker: TextMaker, n_messages: int, now: float, big: bool =
 
 
 def build(db_path: Path, args) -> float:
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
 
     rng = random.Random(args.seed)
     maker = TextMaker(rng)
@@ -238,8 +238,8 @@ def child_start(db_path: str, launched: float) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app import gui  # what `python -m app` imports on its way to the window
-    from app.core.store import ConversationStore
-    from app.ui.conversation_list import ConversationList
+    from app.core.conversations.store import ConversationStore
+    from app.ui.conversations.conversation_list import ConversationList
     from app.ui.main_window import MainWindow
 
     gui._route_qt_messages_to_logging()  # as gui.run does
@@ -298,7 +298,7 @@ def measure_start(db_path: Path, runs: int, env: dict) -> list[dict]:
 # -- search ----------------------------------------------------------------------------------
 
 def measure_search(db_path: Path, rounds: int) -> dict:
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
 
     store = ConversationStore(db_path)
     rows = []
@@ -329,7 +329,7 @@ def measure_search(db_path: Path, rounds: int) -> dict:
 
 
 def _match(query: str) -> str:
-    from app.core.store import _fts_query
+    from app.core.conversations.search import _fts_query
 
     return _fts_query(query)
 
@@ -347,7 +347,7 @@ def measure_open(db_path: Path, big_id: str, rounds: int) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from app import gui
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
     from app.ui.main_window import MainWindow
 
     gui._route_qt_messages_to_logging()  # the offscreen plugin's known warning, quiet as in the app

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from app.core import chat_template
-from app.core.chat_template import ChatTemplate, TemplateError
-from app.core.gguf_info import read_model
+from app.core.inference.local import chat_template
+from app.core.inference.local.chat_template import ChatTemplate, TemplateError
+from app.core.models.gguf_info import read_model
 from tests.fixtures.template_models import EMPTY, HUGE_CONSTANT, NESTED_LOOPS
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{ there }}"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.context_window import (
+from app.core.chat.context_window import (
     POLICY_LABELS,
     ContextFit,
     ContextFullError,
@@ -15,14 +15,15 @@ from app.core.context_window import (
     answer_reserve,
     fit_messages,
 )
-from app.core.engine import Engine, GenerationStats, LoadOptions
-from app.core.sampling import SamplingParams
+from app.core.chat.sampling import SamplingParams
+from app.core.inference.local.engine import Engine, GenerationStats, LoadOptions
+from app.core.inference.types import ChatMessages
 
 ALL = list(OverflowPolicy)
 DROPPING = [OverflowPolicy.DROP_OLDEST, OverflowPolicy.KEEP_FIRST_LAST]
 
 
-def words(messages: list[dict[str, str]]) -> int:
+def words(messages: ChatMessages) -> int:
     """A simple, monotonic token counter: words plus 4 per message."""
     return sum(len(m["content"].split()) + 4 for m in messages)
 
@@ -31,13 +32,13 @@ class Counter:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, messages: list[dict[str, str]]) -> int:
+    def __call__(self, messages: ChatMessages) -> int:
         self.calls += 1
         return words(messages)
 
 
 def chat(turns: int, system: str | None = "be brief", words_per_message: int = 6,
-         last: str = "and now?") -> list[dict[str, str]]:
+         last: str = "and now?") -> ChatMessages:
     """system prompt, `turns` user/assistant pairs (u0/a0 ...), then the new user message."""
     out = [{"role": "system", "content": system}] if system else []
     for i in range(turns):
@@ -46,12 +47,12 @@ def chat(turns: int, system: str | None = "be brief", words_per_message: int = 6
     return out + [{"role": "user", "content": last}]
 
 
-def firsts(messages: list[dict[str, str]]) -> list[str]:
+def firsts(messages: ChatMessages) -> list[str]:
     """Each message's first word: which messages they are."""
     return [m["content"].split()[0] for m in messages]
 
 
-def check_whole_turns(fit: ContextFit, original: list[dict[str, str]]) -> None:
+def check_whole_turns(fit: ContextFit, original: ChatMessages) -> None:
     body = fit.messages[1:] if fit.messages[0]["role"] == "system" else fit.messages
     assert body[0]["role"] == "user", "a turn is never cut: no orphan answer first"
     assert all(a["role"] != b["role"] for a, b in zip(body, body[1:], strict=False)), "roles alternate"
@@ -205,7 +206,7 @@ def engine(model_path: Path) -> Engine:
     engine.unload()
 
 
-def real_chat() -> list[dict[str, str]]:
+def real_chat() -> ChatMessages:
     messages = [{"role": "system", "content": "You are a helpful assistant."}]
     for i in range(40):
         messages.append({"role": "user", "content": f"What is {i} plus {i}?"})
@@ -217,7 +218,7 @@ def real_chat() -> list[dict[str, str]]:
 def test_a_long_chat_is_cut_to_fit_and_answered(engine: Engine, policy: OverflowPolicy) -> None:
     messages = real_chat()
 
-    def count(msgs: list[dict[str, str]]) -> int:
+    def count(msgs: ChatMessages) -> int:
         return len(engine.tokenize_chat(msgs))
 
     assert count(messages) > N_CTX, "the chat overflows the context"
@@ -240,7 +241,7 @@ def test_a_long_chat_is_cut_to_fit_and_answered(engine: Engine, policy: Overflow
 def test_a_message_of_2000_tokens_raises_context_full(engine: Engine, policy: OverflowPolicy) -> None:
     messages = real_chat()[:5] + [{"role": "user", "content": "llama " * 2000}]
 
-    def count(msgs: list[dict[str, str]]) -> int:
+    def count(msgs: ChatMessages) -> int:
         return len(engine.tokenize_chat(msgs))
 
     with pytest.raises(ContextFullError) as raised:

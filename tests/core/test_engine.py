@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.engine import Engine, EngineError, GenerationStats, LoadOptions
-from app.core.sampling import GREEDY, SamplingParams
+from app.core.chat.sampling import GREEDY, SamplingParams
+from app.core.inference.local.engine import Engine, EngineError, GenerationStats, LoadOptions
 from tests.fixtures.gguf_files import truncated_copy, without_chat_template, write_gguf
 
 HELLO = [{"role": "user", "content": "Say hello in five words."}]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import llama_cpp
 
-from app.core import backends
-from app.core.engine import Engine, LoadOptions
-from app.core.sampling import GREEDY
+from app.core.chat.sampling import GREEDY
+from app.core.inference.local import devices as backends
+from app.core.inference.local.engine import Engine, LoadOptions
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 

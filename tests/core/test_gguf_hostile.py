@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core import memory
-from app.core.gguf_info import MAX_LAYERS, GGUFError, GGUFHeader, read_header, read_model
+from app.core.models import memory
+from app.core.models.gguf_info import MAX_LAYERS, GGUFError, GGUFHeader, read_header, read_model
 from tests.fixtures import hostile_gguf as hostile
 from tests.fixtures.gguf_files import write_gguf, write_split_llama, write_tiny_llama
 

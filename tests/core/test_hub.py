@@ -1,4 +1,4 @@
-"""app.core.hub against a local fake hub: search, listing, and downloads that resume, verify, cancel."""
+"""app.core.models.hub against a local fake hub: search, listing, resumed, verified, cancelled downloads."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import os
 import random
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from app.core import hub
-from app.core.hub import DownloadError, DownloadProgress
+from app.core.models import hub, hub_search
+from app.core.models.hub import DownloadProgress, HubError
 from tests.fixtures.fake_hub import TOKEN, FakeHub
 from tests.fixtures.gguf_files import write_gguf
 
@@ -63,13 +62,13 @@ def test_search_returns_gguf_repos_sorted(fake_hub):
     fake_hub.add_repo("d/Llama-D", {}, downloads=9999, tags=["safetensors"])
     fake_hub.add_repo("e/Mistral-GGUF", {}, downloads=9999)
 
-    found = hub.search_models("llama")
+    found = hub_search.search_models("llama")
     assert [m.repo_id for m in found] == ["b/Llama-B-GGUF", "c/Llama-C-GGUF", "a/Llama-A-GGUF"]
     assert found[0].downloads == 500 and found[0].gated and not found[1].gated
     assert found[0].last_modified.year == 2024
-    assert [m.repo_id for m in hub.search_models("llama", sort="likes")][0] == "a/Llama-A-GGUF"
-    assert [m.repo_id for m in hub.search_models("llama", sort="last_modified")][0] == "c/Llama-C-GGUF"
-    assert len(hub.search_models("llama", limit=2)) == 2
+    assert [m.repo_id for m in hub_search.search_models("llama", sort="likes")][0] == "a/Llama-A-GGUF"
+    assert [m.repo_id for m in hub_search.search_models("llama", sort="last_modified")][0] == "c/Llama-C-GGUF"
+    assert len(hub_search.search_models("llama", limit=2)) == 2
     query = fake_hub.requests[0].query
     assert "filter=gguf" in query and "search=llama" in query and "sort=downloads" in query
 
@@ -80,7 +79,7 @@ def test_list_gguf_files_gives_size_sha256_and_quantization(tmp_path, fake_hub):
     files = {name: gguf_bytes(tmp_path, name, floats=1024, seed=i) for i, name in enumerate(names)}
     fake_hub.add_repo(REPO, {**files, "README.md": b"hello", "config.json": b"{}"})
 
-    listed = hub.list_gguf_files(REPO)
+    listed = hub_search.list_gguf_files(REPO)
     assert [f.filename for f in listed] == sorted(files)
     for f in listed:
         assert f.size == len(files[f.filename])
@@ -102,13 +101,13 @@ def test_list_gguf_files_gives_size_sha256_and_quantization(tmp_path, fake_hub):
     ("SmolLM2-135M-Instruct.gguf", ""),
 ])
 def test_quantization_is_read_from_the_filename(filename, quant):
-    assert hub.quantization(filename) == quant
+    assert hub_search.quantization(filename) == quant
 
 
 def test_recommended_models_are_gguf_files_with_sizes():
-    assert len({(r.repo_id, r.filename) for r in hub.RECOMMENDED}) == len(hub.RECOMMENDED) >= 8
-    for r in hub.RECOMMENDED:
-        assert r.filename.endswith(".gguf") and hub.quantization(r.filename)
+    assert len({(r.repo_id, r.filename) for r in hub_search.RECOMMENDED}) == len(hub_search.RECOMMENDED) >= 8
+    for r in hub_search.RECOMMENDED:
+        assert r.filename.endswith(".gguf") and hub_search.quantization(r.filename)
         assert 300e6 < r.size < 10e9 and r.summary
 
 
@@ -141,7 +140,7 @@ def test_a_cancelled_download_resumes_in_a_new_call(fake_hub, model, library):
         if p.done >= 100_000:
             cancel.set()
 
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(HubError) as info:
         hub.download(REPO, FILE, library, progress=stop_early, cancel=cancel)
     assert info.value.kind == "cancelled"
     kept = (library / f"{FILE}.part").stat().st_size
@@ -167,7 +166,7 @@ def test_a_part_of_another_file_is_not_resumed(fake_hub, model, library):
 
 def test_corrupt_bytes_are_rejected_and_deleted(fake_hub, model, library):
     fake_hub.corrupt = True
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(HubError) as info:
         hub.download(REPO, FILE, library)
     assert info.value.kind == "hash_mismatch"
     assert list(library.iterdir()) == []
@@ -177,9 +176,9 @@ def test_a_gated_repo_needs_a_token(tmp_path, fake_hub, library):
     data = gguf_bytes(tmp_path, FILE)
     fake_hub.add_repo("meta-llama/Gated-GGUF", {FILE: data}, gated="manual")
 
-    assert hub.list_gguf_files("meta-llama/Gated-GGUF")[0].size == len(data)  # metadata stays public
+    assert hub_search.list_gguf_files("meta-llama/Gated-GGUF")[0].size == len(data)  # metadata stays public
     for token in (None, "hf_wrong"):
-        with pytest.raises(DownloadError) as info:
+        with pytest.raises(HubError) as info:
             hub.download("meta-llama/Gated-GGUF", FILE, library, token=token)
         assert info.value.kind == "unauthorized"
         assert "token" in info.value.message and "settings/tokens" in info.value.message
@@ -193,62 +192,71 @@ def test_a_gated_repo_needs_a_token(tmp_path, fake_hub, library):
 def test_unknown_repos_and_files_are_not_found(fake_hub, model, library):
     for call in (lambda: hub.download("nobody/Nothing-GGUF", FILE, library),
                  lambda: hub.download(REPO, "missing-Q4_0.gguf", library),
-                 lambda: hub.list_gguf_files("nobody/Nothing-GGUF")):
-        with pytest.raises(DownloadError) as info:
+                 lambda: hub_search.list_gguf_files("nobody/Nothing-GGUF")):
+        with pytest.raises(HubError) as info:
             call()
         assert info.value.kind == "not_found"
     assert list(library.iterdir()) == []
 
 
-def test_cancel_stops_a_stalled_download_within_half_a_second(fake_hub, model, library):
-    fake_hub.slow = 2_000  # one 4 KiB piece, then two seconds of silence
+def test_cancel_stops_a_stalled_download_at_once(fake_hub, model, library):
+    """The hub sends one 4 KiB piece and then nothing for over an hour: only the watchdog's socket
+    shutdown can end the blocked read before the 60 s read timeout."""
+    fake_hub.slow = 1  # bytes a second: after the first piece, a stalled connection
     cancel, started = threading.Event(), threading.Event()
     outcome: dict = {}
 
     def run() -> None:
         try:
             hub.download(REPO, FILE, library, cancel=cancel, progress=lambda p: p.done and started.set())
-        except DownloadError as e:
-            outcome["error"], outcome["at"] = e, time.monotonic()
+        except HubError as e:
+            outcome["error"] = e
 
     worker = threading.Thread(target=run)
     worker.start()
-    assert started.wait(5)
-    time.sleep(0.1)  # the worker is now blocked reading the socket
-    cancelled_at = time.monotonic()
+    assert started.wait(10)
     cancel.set()
-    worker.join(5)
+    worker.join(10)  # a bound for a broken build, far below the read timeout it must not wait for
+    assert not worker.is_alive()
     assert outcome["error"].kind == "cancelled"
-    assert outcome["at"] - cancelled_at < 0.5
     assert (library / f"{FILE}.part").stat().st_size == 4096
 
 
 def test_not_enough_disk_space_is_said_before_any_byte(fake_hub, model, library):
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(HubError) as info:
         hub.download(REPO, FILE, library, free_space=lambda path: 1_000)
     assert info.value.kind == "disk_full"
     assert cdn_gets(fake_hub) == [] and list(library.iterdir()) == []
 
 
-def test_an_unreachable_hub_is_reported_offline_quickly(monkeypatch, library):
+def test_an_unreachable_hub_is_reported_offline_at_the_first_try(monkeypatch, library):
+    """One connection attempt per call: no retries with backoff (about 20 s) before saying so."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    started = time.monotonic()
-    for call in (lambda: hub.search_models("llama"), lambda: hub.list_gguf_files(REPO),
+    attempts: list[tuple] = []
+    connect = socket.create_connection
+
+    def counted(address, *args, **kwargs):
+        attempts.append(address)
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counted)
+    for call in (lambda: hub_search.search_models("llama"), lambda: hub_search.list_gguf_files(REPO),
                  lambda: hub.download(REPO, FILE, library)):
-        with pytest.raises(DownloadError) as info:
+        before = len(attempts)
+        with pytest.raises(HubError) as info:
             call()
         assert info.value.kind == "offline" and "cannot be reached" in info.value.message
-    assert time.monotonic() - started < 3
+        assert len(attempts) - before == 1
     assert not library.exists() or list(library.iterdir()) == []
 
 
 def test_offline_mode_contacts_nothing(fake_hub, model, library, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(HubError) as info:
         hub.download(REPO, FILE, library)
     assert info.value.kind == "offline"
     assert fake_hub.requests == []
@@ -272,7 +280,7 @@ def test_a_download_never_replaces_a_file_already_in_the_library(fake_hub, model
     library.mkdir()
     mine = library / FILE
     mine.write_bytes(b"the user's own file")
-    with pytest.raises(DownloadError) as raised:
+    with pytest.raises(HubError) as raised:
         hub.download(REPO, FILE, library)
     assert raised.value.kind == "exists" and "already in the library" in raised.value.message
     assert mine.read_bytes() == b"the user's own file"

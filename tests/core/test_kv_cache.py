@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.engine import Engine, LoadOptions
-from app.core.kv_cache import KVCacheStore, Snapshot
-from app.core.sampling import GREEDY, SamplingParams
+from app.core.chat.sampling import GREEDY, SamplingParams
+from app.core.inference.local.engine import Engine, LoadOptions
+from app.core.inference.local.kv_cache import KVCacheStore, Snapshot
 
 SAMPLING = GREEDY.replace(max_tokens=40)
 

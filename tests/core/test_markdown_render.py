@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.markdown_render import RenderedMarkdown, plain_text, render_markdown
+from app.core.chat.markdown_render import RenderedMarkdown, plain_text, render_markdown
 
 PYTHON = 'def f(x):\n    return "a<b" == 1  # comment\n'
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core import memory
-from app.core.gguf_info import GGUFHeader, TensorInfo, read_header
+from app.core.models import memory
+from app.core.models.gguf_info import GGUFHeader, TensorInfo, read_header
 
 MiB = 1024**2
 Q4_K, F32 = 12, 0
@@ -61,7 +61,8 @@ def test_cpu_only_puts_everything_in_ram_as_the_engine_counts_it(model_path: Pat
     assert estimate.vram_bytes == 0 and estimate.gpu_layers == 0
     assert estimate.weights_ram == header.weights_bytes
     # The engine's check: weights + KV + 256 MiB of runtime overhead, at the default 4096 context.
-    assert estimate.ram_bytes == header.weights_bytes + header.kv_cache_bytes(4096) + 256 * MiB
+    kv_f16 = 4096 * sum(header.kv_values_per_token()) * 2
+    assert estimate.ram_bytes == header.weights_bytes + kv_f16 + 256 * MiB
 
 
 def test_partial_offload_moves_the_last_layers_with_their_kv_cache() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.store import ConversationStore, default_store_path
+from app.core.conversations.store import ConversationStore, default_store_path
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "fixtures" / "golden" / "sample.json"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import presets as presets_module
-from app.core.presets import BUILTIN, PresetError, PresetStore
-from app.core.sampling import GREEDY, RANGES, SamplingParams
+from app.core.chat import presets as presets_module
+from app.core.chat.presets import BUILTIN, PresetError, PresetStore
+from app.core.chat.sampling import GREEDY, RANGES, SamplingParams
 
 NUMERIC = [f.name for f in fields(SamplingParams) if f.name != "stop"]
 EVERYTHING = SamplingParams(temperature=0.7, top_p=0.9, top_k=50, min_p=0.1, repeat_penalty=1.1,
@@ -255,7 +255,7 @@ def test_a_failed_write_leaves_the_old_file(store: PresetStore, monkeypatch) -> 
 # ---------------------------------------------------------------- the engine, on the real model
 
 def test_the_engine_uses_user_stop_strings_penalties_and_mirostat(model_path: Path) -> None:
-    from app.core.engine import Engine, GenerationStats
+    from app.core.inference.local.engine import Engine, GenerationStats
 
     engine = Engine()
     engine.load(model_path)

@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import paths
-from app.core import settings_file
-from app.core.library import ModelLibrary
-from app.core.presets import BUILTIN as BUILTIN_PRESETS
-from app.core.presets import PresetStore
-from app.core.sampling import GREEDY
-from app.core.system_prompts import BUILTIN as BUILTIN_PROMPTS
-from app.core.system_prompts import SystemPromptError, SystemPromptStore
+from app.core.chat.presets import BUILTIN as BUILTIN_PRESETS
+from app.core.chat.presets import PresetStore
+from app.core.chat.sampling import GREEDY
+from app.core.chat.system_prompts import BUILTIN as BUILTIN_PROMPTS
+from app.core.chat.system_prompts import SystemPromptError, SystemPromptStore
+from app.core.common import settings_file, window_settings
+from app.core.models.library import ModelLibrary
 
 
 @pytest.fixture
@@ -63,6 +63,18 @@ def test_a_trailing_comma_is_kept_not_overwritten_and_said_once(config: Path) ->
                       f"quotes); the file was kept as system-prompts.json.bad and Llamadesk started "
                       f"with the built-in ones.")
     assert settings_file.take_notices() == []
+
+
+def test_a_damaged_prompts_file_is_set_aside_before_a_save_or_delete(config: Path) -> None:
+    damaged = '{"prompts": {"Mine": "Be brief.", "Other": 3}}'
+    (config / "system-prompts.json").write_text(damaged)
+    store = SystemPromptStore()
+    store.save("Kept", "Be kind.")
+    store.delete("Mine")  # not in what could be read: nothing else changes
+    assert (config / "system-prompts.json.bad").read_text() == damaged
+    assert [p.name for p in store.all() if not p.builtin] == ["Kept"]
+    [notice] = settings_file.take_notices()
+    assert "the prompt “Other” is not text" in notice and "kept as system-prompts.json.bad" in notice
 
 
 def test_an_earlier_bad_file_is_never_overwritten(config: Path) -> None:
@@ -210,7 +222,7 @@ def test_check_all_names_bad_window_values(config: Path, line: str, problem: str
 def test_any_window_file_text_gives_an_answer_not_an_exception(text: str) -> None:
     path = paths.config_dir() / "window.ini"
     path.write_text("[window]\nsplitter=" + text, encoding="utf-8")
-    assert isinstance(settings_file.check_window_file(path), str)
+    assert isinstance(window_settings.check_window_file(path), str)
 
 
 @settings(max_examples=300, deadline=None)

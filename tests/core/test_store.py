@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation import Conversation, GenerationRecord, Message
-from app.core.sampling import SamplingParams
-from app.core.search import RANK_AMONG_NEWEST
-from app.core.store import (
+from app.core.chat.sampling import SamplingParams
+from app.core.conversations.conversation import Conversation, GenerationRecord, Message
+from app.core.conversations.search import RANK_AMONG_NEWEST
+from app.core.conversations.store import (
     MATCH_END,
     MATCH_START,
     SCHEMA_VERSION,

@@ -20,9 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation import Conversation, Message
-from app.core.store import DATABASE_NAME, RETRY_PAUSES_S, AnswerRecorder, ConversationStore, StoreError
-from app.core.store_recovery import recover
+from app.core.conversations.conversation import Conversation, Message
+from app.core.conversations.recovery import recover
+from app.core.conversations.store import (
+    DATABASE_NAME,
+    RETRY_PAUSES_S,
+    AnswerRecorder,
+    ConversationStore,
+    StoreError,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -215,7 +221,7 @@ def test_a_read_only_file_says_so_and_changes_nothing(tmp_path: Path):
         fill_store.insert_conversations([conversation])
         fill_store.close()
         database.chmod(0o444)
-        script = ("import json, sys\nfrom app.core.store import ConversationStore, StoreError\n"
+        script = ("import json, sys\nfrom app.core.conversations.store import ConversationStore, StoreError\n"
                   "store = ConversationStore(sys.argv[1])\n[summary] = store.list_conversations()\n"
                   "try:\n    store.rename(summary.id, 'Renamed')\nexcept StoreError as e:\n"
                   "    print(json.dumps([e.kind, e.message, store.load(summary.id).title]))\n")
@@ -460,7 +466,7 @@ def test_an_import_that_fails_midway_leaves_the_database_as_it_was(store: Conver
 
 KILLED_IMPORT = """
 import os, signal, sys
-from app.core.store import ConversationStore
+from app.core.conversations.store import ConversationStore
 from tests.core.test_store_faults import chat
 chunks = []
 def kill_at_the_fifth():

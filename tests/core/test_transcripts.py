@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app
-from app.core import transcript_json, transcripts
-from app.core.conversation import Conversation, GenerationRecord, Message
-from app.core.sampling import SamplingParams
-from app.core.transcripts import (
+from app.core.chat.sampling import SamplingParams
+from app.core.conversations import transcript_json, transcripts
+from app.core.conversations.conversation import Conversation, GenerationRecord, Message
+from app.core.conversations.transcripts import (
     CSP,
     FORMATS,
     TranscriptError,
@@ -588,3 +588,36 @@ def test_a_file_written_before_dropped_messages_existed_still_imports() -> None:
         del record["dropped_messages"]
     conversations = from_json(json.dumps(doc))
     assert all(m.generation.dropped_messages == 0 for c in conversations for m in c.messages if m.generation)
+
+
+# ---------------------------------------------------------------- the export and import use cases (transfer)
+
+def test_export_use_case_writes_one_or_every_stored_conversation(tmp_path: Path) -> None:
+    from app.core.conversations import transfer
+
+    with transfer.own_connection(tmp_path / "db.sqlite3") as store:
+        store.insert_conversations([sample_conversation()])
+        one = tmp_path / "one.md"
+        assert transfer.export_conversations(store, "md", one, [sample_conversation().id]) == [one]
+        assert one.read_text(encoding="utf-8") == to_markdown(store.load(sample_conversation().id))
+        written = transfer.export_conversations(store, "md", tmp_path / "all")
+        assert [p.parent for p in written] == [tmp_path / "all"], "all: a folder, even for one"
+
+
+def test_import_use_case_adds_all_or_nothing_and_names_what_it_added(tmp_path: Path) -> None:
+    from app.core.conversations import transfer
+
+    good = tmp_path / "good.json"
+    good.write_text(to_json([sample_conversation(), second_conversation()]), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad.write_text(to_json([second_conversation()])[:-20], encoding="utf-8")
+    with transfer.own_connection(tmp_path / "db.sqlite3") as store:
+        added = transfer.import_file(store, good)
+        originals = (sample_conversation(), second_conversation())
+        assert added == [transfer.Imported(c.id, c.title) for c in originals]
+        again = transfer.import_file(store, good)  # ids taken: copies with new ids, same titles
+        assert [a.title for a in again] == [a.title for a in added]
+        assert not {a.id for a in again} & {a.id for a in added}
+        with pytest.raises(TranscriptError, match="not complete JSON"):
+            transfer.import_file(store, bad)
+        assert len(store.list_conversations()) == 4

@@ -1,0 +1,57 @@
+"""Saving an answer while it streams, so that a crash or a kill loses at most a moment of it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from app.core.conversations.conversation import Conversation, GenerationRecord, Message
+
+if TYPE_CHECKING:
+    from app.core.conversations.store import ConversationStore
+
+
+class AnswerRecorder:
+    """Saves a streaming answer: stored at once as incomplete, checkpointed while it grows.
+
+    A process killed mid-answer leaves the answer as far as the last checkpoint, marked
+    incomplete. `interval_s` bounds what a kill can lose.
+    """
+
+    def __init__(self, store: ConversationStore, conversation: Conversation, message: Message,
+                 interval_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 resumed: bool = False):
+        """resumed: the message is stored already (an answer being continued)."""
+        self.store = store
+        self.message = message
+        self.interval_s = interval_s
+        self.clock = clock
+        message.incomplete = True
+        if resumed:
+            store.complete_message(message)  # marked incomplete again until it ends
+        else:
+            store.add_message(conversation, message)
+        self._saved_at = clock()
+        self._saved_text = message.text
+
+    @property
+    def saved_text(self) -> str:
+        """The answer as the store holds it (what a failed save leaves)."""
+        return self._saved_text
+
+    def feed(self, text: str) -> None:
+        self.message.text += text
+        if self.clock() - self._saved_at >= self.interval_s:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        if self.message.text != self._saved_text:
+            self.store.checkpoint(self.message.id, self.message.text)
+            self._saved_text = self.message.text
+        self._saved_at = self.clock()
+
+    def finish(self, generation: GenerationRecord | None, incomplete: bool) -> None:
+        self.message.generation = generation
+        self.message.incomplete = incomplete
+        self.store.complete_message(self.message)

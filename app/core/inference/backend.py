@@ -1,0 +1,84 @@
+"""The one seam between a chat session and whatever writes the answers.
+
+A `Backend` streams an answer as events: how the prompt was read (`PromptRead`, and
+`PromptProgress` for long prompts), text as it comes (`Delta`), then exactly one
+`GenerationStats`; a failure raises `EngineError` from the iteration instead. `stop()` ends the
+running answer within one token (the stream then ends with stats whose stop_reason is "user").
+
+The local llama.cpp engine (app/session/local_backend.py, its process driven by the inference
+thread) is one implementation; a remote OpenAI-compatible server is another; tests script a
+third (tests/fakes/fake_backend.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.core.chat.context_window import OverflowPolicy
+from app.core.chat.sampling import SamplingParams
+from app.core.inference.types import ChatMessages, GenerationStats, ModelInfo
+
+
+@dataclass(frozen=True)
+class PromptRead:
+    """The prompt the model reads: its size, and how many earlier messages did not fit."""
+
+    tokens: int
+    dropped: int
+
+
+@dataclass(frozen=True)
+class PromptProgress:
+    """A long prompt is read batch by batch (Stop works between batches)."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New answer text and the number of tokens it holds."""
+
+    text: str
+    tokens: int
+
+
+StreamEvent = PromptRead | PromptProgress | Delta | GenerationStats
+
+
+class Stream(Protocol):
+    """One answer being written: iterate it on the event loop; `take_arrived` hands over, without
+    waiting, what has arrived so far (used when the app closes mid-answer)."""
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
+
+    def take_arrived(self) -> list[StreamEvent]: ...
+
+
+class Backend(Protocol):
+    @property
+    def model(self) -> ModelInfo | None:
+        """What answers now (None: nothing loaded or connected)."""
+
+    @property
+    def busy(self) -> bool:
+        """An answer runs that was not asked to stop: a new one is refused until it ends."""
+
+    def stream(self, messages: ChatMessages, sampling: SamplingParams, cache_key: str | None = None,
+               continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> Stream:
+        """Start an answer now (the request is sent before the first await).
+
+        cache_key names the conversation (its KV cache is kept apart from others');
+        continue_text is the start of the answer, already written, for the model to carry on.
+        """
+
+    def stop(self) -> None: ...
+
+    async def count(self, messages: ChatMessages) -> int | None:
+        """How many tokens the chat is, as the model reads it (None: no model to ask)."""
+
+    def close(self) -> None:
+        """End it (the app closes): no answer runs after; what was already sent is in the
+        streams (`take_arrived`), which then end."""

@@ -1,0 +1,199 @@
+"""Everything that depends on llama-cpp-python's internals, so that an upgrade touches this file only.
+
+llama-cpp-python's `Llama` class covers loading and sampling, but the engine also needs what it
+keeps private: the evaluated tokens and where the next batch goes (`input_ids`, `n_tokens`), the
+low-level model and context (`_model`, `_ctx`) for the vocabulary and the KV state, the sampler's
+penalty window, llama.cpp's log, and ggml's device registry (`_ggml`). Each use is one small
+function here, checked against llama-cpp-python 0.3.x.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import llama_cpp
+import numpy as np
+
+from app.core.inference.types import LoadOptions
+
+log = logging.getLogger(__name__)
+
+Llama = llama_cpp.Llama
+
+# llama.cpp's ggml type for each KV cache type a user may choose (memory.KV_BYTES_PER_VALUE).
+_GGML_TYPE_BF16 = 30  # ggml.h; llama_cpp exports no name for it
+_KV_TYPES = {"f32": llama_cpp.GGML_TYPE_F32, "f16": llama_cpp.GGML_TYPE_F16, "bf16": _GGML_TYPE_BF16,
+             "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q5_1": llama_cpp.GGML_TYPE_Q5_1,
+             "q5_0": llama_cpp.GGML_TYPE_Q5_0, "q4_1": llama_cpp.GGML_TYPE_Q4_1,
+             "q4_0": llama_cpp.GGML_TYPE_Q4_0, "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL}
+
+
+# -- the library ----------------------------------------------------------------------------------
+
+def version() -> str:
+    return llama_cpp.__version__
+
+
+def system_info() -> str:
+    """llama.cpp's build and CPU features, as llama_print_system_info gives them."""
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+def supports_gpu_offload() -> bool:
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def ggml_devices() -> list[tuple[str, str, int]]:
+    """(name, description, ggml device type) of each compute device; [] when they cannot be listed.
+
+    llama-cpp-python binds llama.h but not ggml's device registry, so the few ggml-backend
+    functions needed are declared here over the library it already loaded.
+    """
+    try:
+        from llama_cpp._ggml import libggml as lib
+
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        for fn in (lib.ggml_backend_dev_name, lib.ggml_backend_dev_description):
+            fn.restype = ctypes.c_char_p
+            fn.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_type.restype = ctypes.c_int
+        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    except (ImportError, OSError, AttributeError):
+        return []
+    found = []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        found.append(((lib.ggml_backend_dev_name(dev) or b"?").decode(),
+                      (lib.ggml_backend_dev_description(dev) or b"").decode(),
+                      lib.ggml_backend_dev_type(dev)))
+    return found
+
+
+class LlamaLog:
+    """Keeps llama.cpp's recent log lines: they hold the real reason a load fails."""
+
+    WARN, ERROR, CONT = 3, 4, 5  # enum ggml_log_level (ggml.h)
+
+    def __init__(self) -> None:
+        self.lines: deque[tuple[int, str]] = deque(maxlen=200)
+        self._callback = llama_cpp.llama_log_callback(self._on_log)  # referenced: not GC'd
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", errors="replace")
+        if level == self.CONT and self.lines:
+            last_level, last = self.lines[-1]
+            self.lines[-1] = (last_level, last + line)
+        else:
+            self.lines.append((level, line))
+        if level in (self.WARN, self.ERROR):
+            log.debug("llama.cpp: %s", line.strip())
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+    def text(self) -> str:
+        return "\n".join(line.strip() for _, line in self.lines)
+
+    def last_error(self) -> str:
+        """The most specific error: llama.cpp's "error loading model: <why>", else the last one."""
+        errors = [line.strip() for level, line in self.lines if level == self.ERROR]
+        for line in errors:
+            if "error loading model:" in line:
+                return line.split("error loading model:", 1)[1].strip()
+        return errors[-1] if errors else ""
+
+
+_llama_log: LlamaLog | None = None
+
+
+def captured_log() -> LlamaLog:
+    """The one LlamaLog of this process (llama.cpp has one log callback)."""
+    global _llama_log
+    if _llama_log is None:
+        _llama_log = LlamaLog()
+    return _llama_log
+
+
+# -- a loaded model -------------------------------------------------------------------------------
+
+def open_model(path: str, n_ctx: int, options: LoadOptions, n_threads: int) -> Llama:
+    """A Llama for `path`; ValueError, RuntimeError or OSError when llama.cpp refuses it."""
+    kv_type = _KV_TYPES[options.kv_cache_type]
+    return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_gpu_layers=options.n_gpu_layers,
+                           n_threads=n_threads, n_threads_batch=n_threads, n_batch=options.n_batch,
+                           flash_attn=options.flash_attn, use_mmap=options.use_mmap,
+                           use_mlock=options.use_mlock, type_k=kv_type, type_v=kv_type, verbose=False)
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    bos_text: str  # "" when the model has no BOS token
+    eos_text: str
+    add_bos: bool  # the vocabulary asks for a BOS token before the prompt
+
+
+def special_tokens(llm: Llama) -> SpecialTokens:
+    model = llm._model
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return SpecialTokens(bos_text=model.token_get_text(bos) if bos != -1 else "",
+                         eos_text=model.token_get_text(eos) if eos != -1 else "",
+                         add_bos=bool(llama_cpp.llama_vocab_get_add_bos(model.vocab)))
+
+
+def token_reader(llm: Llama) -> tuple[Callable[[int], bool], Callable[[int], bytes]]:
+    """(ends_generation(token), piece(token) -> its bytes) for decoding an answer token by token."""
+    model = llm._model
+    vocab, is_eog = model.vocab, llama_cpp.llama_vocab_is_eog
+    return (lambda token: bool(is_eog(vocab, token))), (lambda token: model.detokenize([token]))
+
+
+def set_penalty_window(llm: Llama, n: int) -> None:
+    """The tokens the repeat penalties look back over. It is no argument of generate: the sampler
+    reads this attribute at every call."""
+    llm.last_n_tokens_size = n
+
+
+def evaluated_tokens(llm: Llama) -> list[int]:
+    """The tokens whose KV cache the context holds, in order."""
+    return llm.input_ids[: llm.n_tokens].tolist()
+
+
+def evaluated_count(llm: Llama) -> int:
+    return llm.n_tokens
+
+
+def keep_first(llm: Llama, n: int) -> None:
+    """Keep the first `n` evaluated tokens: the next `eval` appends after them and drops the KV
+    cache beyond."""
+    llm.n_tokens = n
+
+
+# -- the KV state ---------------------------------------------------------------------------------
+
+def read_state(llm: Llama) -> bytes:
+    """llama.cpp's context state (the KV cache of the evaluated tokens) as bytes."""
+    ctx = llm._ctx.ctx
+    size = llama_cpp.llama_state_get_size(ctx)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_get_data(ctx, buffer, size)
+    return bytes(buffer)[:written]
+
+
+def write_state(llm: Llama, tokens: list[int], state: bytes) -> bool:
+    """Put a state read by read_state back, with the tokens it holds; generate then reuses them as
+    a prefix. False (and the context reset) when llama.cpp refuses it."""
+    buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+    if llama_cpp.llama_state_set_data(llm._ctx.ctx, buffer, len(state)) != len(state):
+        llm.reset()
+        return False
+    llm.input_ids[: len(tokens)] = np.asarray(tokens, dtype=np.intc)
+    llm.n_tokens = len(tokens)
+    llm._requires_eval = True  # the logits are not restored: generate re-evaluates one token
+    return True

@@ -1,0 +1,69 @@
+"""Plain data exchanged with the engine, importable without loading llama.cpp.
+
+The window imports these at start; llama.cpp (and numpy) load only with the first model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.common.errors import UserFacingError
+
+
+class EngineError(UserFacingError):
+    """A failure of the engine: loading, reading the prompt or writing the answer."""
+
+    MISSING = "missing"
+    NOT_GGUF = "not_gguf"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+    UNSUPPORTED_ARCHITECTURE = "unsupported_architecture"
+    DOES_NOT_FIT = "does_not_fit"
+    CONTEXT_TOO_SMALL = "context_too_small"
+    NOT_LOADED = "not_loaded"
+    LOAD_FAILED = "load_failed"
+    GENERATION_FAILED = "generation_failed"
+    CRASHED = "crashed"  # the engine's process ended unexpectedly (EngineCrashed)
+    DEFAULT_KIND = GENERATION_FAILED
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int = 4096  # 0: the length the model was trained for
+    n_gpu_layers: int = 0  # -1: all (the output layer too), 0: CPU only, N: the last N layers
+    n_threads: int | None = None  # None: one per physical core
+    n_batch: int = 512
+    flash_attn: bool = False
+    use_mmap: bool = True
+    use_mlock: bool = False
+    kv_cache_type: str = "f16"  # a key of app.core.models.memory.KV_BYTES_PER_VALUE
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_layers: int
+    gpu_layers: int  # layers actually offloaded (the output layer counts as one)
+    backend: str
+    chat_template: str  # "model" or "fallback (ChatML)"
+    llama_cpp_version: str
+    system_info: str = ""  # llama.cpp's build and CPU features (llama_print_system_info)
+    gpu_note: str = ""  # why fewer layers than asked are on the GPU (none, fell back to the CPU), or ""
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float  # from the request to the first token sampled
+    tokens_per_s: float  # decode speed after the first token
+    total_s: float
+    stop_reason: str  # "eos", "length", "context_full" or "user"
+    seed: int = 0  # the seed the sampler used
+    cached_tokens: int = 0  # prompt tokens found in the KV cache, not processed again
+
+
+ChatMessages = list[dict[str, str]]  # [{"role": ..., "content": ...}, ...]: what a model is asked
