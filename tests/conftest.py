@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app.core.library import default_model_path  # noqa: E402
+from app.core.models.library_files import default_model_path  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,7 @@ def llamadesk_home(tmp_path_factory, monkeypatch) -> Path:
 @pytest.fixture(autouse=True)
 def no_leftover_notices():
     """Settings-file notices are said once per process: one test's must not reach the next."""
-    from app.core import settings_file
+    from app.core.common import settings_file
 
     settings_file.take_notices()
     yield
@@ -52,3 +52,28 @@ def fake_hub():
     leftovers = [t.name for t in threading.enumerate()
                  if t.name.startswith("fake-hub") or "process_request_thread" in t.name]
     assert not leftovers, f"fake hub threads still running: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def qt_loop(qapp):
+    """The qasync loop the app runs its flows on (gui.py starts one the same way), installed over
+    pytest-qt's application: a flow's steps run whenever Qt's events are processed, as while
+    qtbot waits for a signal."""
+    import asyncio
+
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.events._set_running_loop(None)
+
+
+@pytest.fixture
+def flows(qt_loop):
+    """Tasks a test leaves running are cancelled, so none reaches the next test."""
+    from app.session import tasks
+
+    yield qt_loop
+    for task in list(tasks._tasks):
+        task.cancel()

@@ -1,0 +1,158 @@
+"""The answer being written: the backend's stream, batched into the store and out to the view.
+
+An answer is an asyncio task iterating the backend's stream. Text is buffered and flushed every
+FLUSH_MS: first saved (AnswerRecorder: also when nothing new came, so a stall loses nothing
+shown), then announced, so what the user sees is never ahead of the disk by more than one flush.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.core.chat.sampling import SamplingParams
+from app.core.conversations.answer_recorder import AnswerRecorder
+from app.core.conversations.conversation import Conversation, Message
+from app.core.conversations.store import StoreError
+from app.core.inference.backend import Backend, Delta, PromptProgress, PromptRead, Stream, StreamEvent
+from app.core.inference.types import EngineError, GenerationStats
+from app.session import tasks
+from app.session.answer_records import AnswerRecords
+
+FLUSH_MS = 50  # 20 updates a second: each one costs the GUI thread CPU that llama.cpp competes for
+log = logging.getLogger(__name__)
+
+
+class AnswerWriter(QObject):
+    text_saved = Signal(str)  # new text of the answer, now on disk
+    prompt_read = Signal(int)  # earlier messages left out (the context report follows)
+    progress = Signal(int, int)  # prompt tokens read, of total
+    context = Signal(int)  # tokens the chat uses now: the prompt and the answer so far
+    # How it ended: GenerationStats, an EngineError, or None (stopped because saving failed, or
+    # the app closed); and the StoreError that kept its text or its end from being saved, if any.
+    ended = Signal(object, object)
+
+    def __init__(self, backend: Backend, records: AnswerRecords, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self.records = records
+        self.stream: Stream | None = None
+        self.answer: Message | None = None
+        self.owner: Conversation | None = None  # the conversation being answered
+        self.recorder: AnswerRecorder | None = None
+        self.prompt_tokens = 0
+        self.streamed_tokens = 0
+        self.dropped = 0  # earlier messages left out of the answer being written
+        self._sampling = SamplingParams()
+        self._buffer: list[str] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self.flush)
+
+    @property
+    def running(self) -> bool:
+        return self.stream is not None
+
+    def start(self, stream: Stream, recorder: AnswerRecorder, owner: Conversation,
+              sampling: SamplingParams) -> None:
+        self.stream, self.recorder, self.answer, self.owner = stream, recorder, recorder.message, owner
+        self._sampling = sampling
+        self.streamed_tokens = self.dropped = 0
+        self._timer.start()
+        tasks.start(self._follow(stream), "answer")
+
+    async def _follow(self, stream: Stream) -> None:
+        try:
+            async for event in stream:
+                self._on_event(stream, event)
+        except EngineError as error:
+            if stream is self.stream:
+                self._fail(error)
+
+    def take_arrived(self) -> None:
+        """The backend was closed (the app quits): take in what arrived, keep it, incomplete."""
+        stream = self.stream
+        if stream is None:
+            return
+        for event in stream.take_arrived():
+            self._on_event(stream, event)
+        self.flush()
+        if self.recorder is not None:
+            self._end(None, self._finish(None, incomplete=True))
+
+    def _on_event(self, stream: Stream, event: StreamEvent) -> None:
+        if stream is not self.stream:
+            return  # an answer that already ended here (its save failed)
+        if isinstance(event, Delta):
+            self._buffer.append(event.text)
+            self.streamed_tokens += event.tokens
+        elif isinstance(event, PromptRead):
+            self.prompt_tokens, self.dropped = event.tokens, event.dropped
+            self.prompt_read.emit(event.dropped)
+            self.context.emit(self.prompt_tokens)
+        elif isinstance(event, PromptProgress):
+            self.progress.emit(event.done, event.total)
+        elif isinstance(event, GenerationStats):
+            self._succeed(event)
+
+    def flush(self) -> None:
+        """Save what arrived, then show it; with nothing new, still save what is due."""
+        if self.recorder is None:
+            return
+        chunk = "".join(self._buffer)
+        self._buffer.clear()
+        try:
+            self.recorder.feed(chunk)
+        except StoreError as error:
+            self._save_failed(error)
+            return
+        if chunk:
+            self.text_saved.emit(chunk)
+            self.context.emit(self.prompt_tokens + self.streamed_tokens)
+
+    def _save_failed(self, error: StoreError) -> None:
+        """Saving failed: the backend stops, and the answer holds exactly what the store holds."""
+        self.backend.stop()
+        assert self.recorder is not None and self.answer is not None
+        self.answer.text, self.answer.incomplete = self.recorder.saved_text, True
+        self._buffer.clear()
+        self._end(None, error)
+
+    def _finish(self, record, incomplete: bool) -> StoreError | None:
+        """Complete the saved answer; if the store refuses, the answer keeps the text as saved."""
+        assert self.recorder is not None
+        return finish_recorder(self.recorder, record, incomplete)
+
+    def _succeed(self, stats: GenerationStats) -> None:
+        self.flush()
+        if self.recorder is None:  # saving failed in that flush: the answer has ended
+            return
+        record = self.records.record(self.backend.model, self._sampling, stats, self.dropped)
+        problem = self._finish(record, incomplete=stats.stop_reason == "user")
+        self.prompt_tokens, self.streamed_tokens = stats.prompt_tokens, stats.completion_tokens
+        self.context.emit(stats.prompt_tokens + stats.completion_tokens)
+        self._end(stats, problem)
+
+    def _fail(self, error: EngineError) -> None:
+        self.flush()
+        if self.recorder is None:
+            return
+        self._end(error, self._finish(None, incomplete=True))
+
+    def _end(self, outcome: GenerationStats | EngineError | None, problem: StoreError | None) -> None:
+        self._timer.stop()
+        self.stream = self.recorder = None
+        self.ended.emit(outcome, problem)
+        self.answer = self.owner = None
+
+
+def finish_recorder(recorder: AnswerRecorder, record, incomplete: bool) -> StoreError | None:
+    """Complete a saved answer; if the store refuses, the message keeps the text as saved."""
+    try:
+        recorder.finish(record, incomplete=incomplete)
+    except StoreError as error:
+        answer = recorder.message
+        answer.text, answer.incomplete, answer.generation = recorder.saved_text, True, None
+        return error
+    return None

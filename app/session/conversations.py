@@ -1,0 +1,202 @@
+"""The conversations feature for the window: the list, rename, pin, duplicate, delete with undo,
+search, export and import. Widgets observe its signals and call its intents; it alone calls the store.
+
+A store write that fails changes nothing in memory and says so on `error`. Search, export and
+import are flows (app/session/tasks.py): they run in a worker thread on a store connection of
+their own, so the window keeps turning while they read or write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.core.common.errors import UserFacingError
+from app.core.conversations import transfer
+from app.core.conversations.search import SearchHit as SearchHit  # re-exported: search_finished's hits
+from app.core.conversations.store import ConversationStore, StoreError
+from app.core.conversations.store import ConversationSummary as ConversationSummary  # re-exported
+from app.session import tasks
+
+UNDO_SECONDS = 8  # how long a deleted conversation can be brought back
+log = logging.getLogger(__name__)
+
+
+class Conversations(QObject):
+    changed = Signal()  # the list (titles, order, membership) changed: read `summaries`
+    error = Signal(str)  # a message for the banner
+    status = Signal(str)  # a short note for the status bar ("Importing chats.json…")
+    renamed = Signal(str, str)  # id, the title as stored
+    pinned = Signal(str, bool)  # id, pinned
+    deleted = Signal(str)  # id: hidden, undo offered; a view showing it must leave it
+    restored = Signal(str)  # id: the deletion was undone
+    purged = Signal()  # deleted conversations are gone for good (their KV snapshots may go too)
+    undo_offered = Signal(str)  # the title of the conversation that can be brought back
+    undo_expired = Signal()  # the offer ended without an undo
+    search_finished = Signal(str, object)  # query, list[SearchHit]
+    imported = Signal(object)  # list[str]: ids of the conversations added
+    exported = Signal(str)  # what was written, in words
+    duplicated = Signal(str)  # id of the copy
+
+    def __init__(self, store: ConversationStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.summaries: list[ConversationSummary] = store.list_conversations()
+        self._deleted_id: str | None = None  # the conversation the undo offer would bring back
+        self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
+        self._undo_timer.timeout.connect(self.purge_deleted)
+        self._search = tasks.Latest("search")
+
+    # -- the list -------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Read the list again (after a conversation was saved, answered or imported)."""
+        try:
+            self.summaries = self.store.list_conversations()
+        except StoreError as error:
+            self.error.emit(f"The list of conversations could not be read. {error.message}")
+            return
+        self.changed.emit()
+
+    def is_saved(self, conversation_id: str) -> bool:
+        """Whether the conversation is in the store (and not deleted): a new chat is not, until
+        its first message."""
+        return any(s.id == conversation_id for s in self.summaries)
+
+    def title_of(self, conversation_id: str) -> str:
+        return next((s.title for s in self.summaries if s.id == conversation_id), "")
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        title = " ".join(title.split())
+        if self._write("The new title", self.store.rename, conversation_id, title):
+            self.renamed.emit(conversation_id, title)
+            self.refresh()
+
+    def set_pinned(self, conversation_id: str, pinned: bool) -> None:
+        if self._write("The pin", self.store.set_pinned, conversation_id, pinned):
+            self.pinned.emit(conversation_id, pinned)
+            self.refresh()
+
+    def duplicate(self, conversation_id: str) -> None:
+        copy: list[str] = []
+        if self._write("The copy", lambda: copy.append(self.store.duplicate(conversation_id))):
+            self.refresh()
+            self.duplicated.emit(copy[0])
+
+    def delete(self, conversation_id: str) -> None:
+        """Hide the conversation and offer an undo for UNDO_SECONDS; a newer delete ends the older
+        offer (that conversation goes for good). One not in the list (a new chat) is not deleted."""
+        if not self.is_saved(conversation_id):
+            return
+        if self._deleted_id is not None:
+            self.purge_deleted()
+        title = self.title_of(conversation_id)
+        if not self._write("The deletion", self.store.delete, conversation_id):
+            return
+        self._deleted_id = conversation_id
+        self.deleted.emit(conversation_id)
+        self.refresh()
+        self.undo_offered.emit(title)
+        self._undo_timer.start()
+
+    @property
+    def can_undo(self) -> bool:
+        return self._deleted_id is not None
+
+    def undo_delete(self) -> None:
+        """Bring back the conversation deleted last, while the offer lasts."""
+        conversation_id = self._deleted_id
+        if conversation_id is None:
+            return
+        self._undo_timer.stop()
+        if not self._write("Undoing the deletion", self.store.undelete, conversation_id):
+            self._undo_timer.start()  # the offer stands: the user may try again
+            return
+        self._deleted_id = None
+        self.refresh()
+        self.restored.emit(conversation_id)
+
+    def purge_deleted(self) -> None:
+        """End the undo offer; deleted conversations (and abandoned imports) go for good. Also at exit."""
+        self._undo_timer.stop()
+        if self._deleted_id is not None:
+            self._deleted_id = None
+            self.undo_expired.emit()
+        if self._write("Removing deleted conversations", self.store.purge_deleted):
+            self.purged.emit()
+
+    def _write(self, what: str, write: Callable[..., object], *args: object) -> bool:
+        """Run a store write; if it fails, say so (the caller then leaves memory unchanged)."""
+        try:
+            write(*args)
+        except StoreError as error:
+            self.error.emit(f"{what} could not be saved. {error.message}")
+            return False
+        return True
+
+    # -- flows: search, export, import ----------------------------------------------------------
+
+    def search(self, query: str) -> asyncio.Task:
+        """Search every conversation; a newer search cancels this one (its hits are never shown)."""
+        return self._search.start(self._run_search(query))
+
+    async def _run_search(self, query: str) -> None:
+        try:
+            hits = await tasks.in_thread(transfer.on_own_connection, self.store.path, True,
+                                         ConversationStore.search, query)
+        except UserFacingError as error:
+            self.error.emit(f"Search failed: {error.message}")
+            return
+        self.search_finished.emit(query, hits)
+
+    def export(self, fmt: str, out: Path, ids: list[str] | None = None) -> asyncio.Task:
+        """Write the conversations `ids` (None: every one) as fmt to `out`; `exported` says where."""
+        return tasks.start(self._run_export(fmt, Path(out), ids), "export")
+
+    async def _run_export(self, fmt: str, out: Path, ids: list[str] | None) -> None:
+        self.status.emit("Exporting…")
+        try:
+            written = await tasks.in_thread(transfer.on_own_connection, self.store.path, True,
+                                            transfer.export_conversations, fmt, out, ids)
+        except (UserFacingError, OSError) as error:
+            self.error.emit(f"Export failed: {_reason(error)}")
+            return
+        where = written[0] if len(written) == 1 else out
+        self.exported.emit(f"Exported {len(written)} file{'s' * (len(written) != 1)} to {where}")
+
+    def import_files(self, paths: list[Path]) -> asyncio.Task:
+        """Add the conversations of Llamadesk JSON files, one file after the other; each file is
+        added whole or not at all. Stops at the first file that fails."""
+        return tasks.start(self._run_import([Path(p) for p in paths]), "import")
+
+    async def _run_import(self, paths: list[Path]) -> None:
+        added: list[transfer.Imported] = []
+        read_only = self.store.read_only  # a window that must not write: neither may its import
+        try:
+            for path in paths:
+                self.status.emit(f"Importing {path.name}…")
+                added += await tasks.in_thread(transfer.on_own_connection, self.store.path, read_only,
+                                               transfer.import_file, path)
+        except (UserFacingError, OSError) as error:
+            self.error.emit(f"Import failed: {_reason(error)}")
+            if not added:
+                return
+        self.refresh()
+        ids = [a.id for a in added]
+        self.imported.emit(ids)
+        source = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
+        self.status.emit(f"Imported {len(ids)} conversation{'s' * (len(ids) != 1)} from {source}")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, UserFacingError):
+        return error.message
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}."
+    return str(error)

@@ -1,0 +1,184 @@
+"""The local llama.cpp engine as a `Backend` (app/core/inference/backend.py).
+
+It turns the inference thread's queued signals into per-answer streams that a chat session
+iterates on the qasync loop, and keeps what the session needs to know about the model. The model
+itself runs in the engine's own process, driven by the inference thread (inference_worker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
+
+from app.core.chat.context_window import OverflowPolicy
+from app.core.chat.sampling import SamplingParams
+from app.core.inference.backend import Delta, PromptProgress, PromptRead, StreamEvent
+from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
+from app.session.inference_worker import InferenceClient
+
+log = logging.getLogger(__name__)
+
+
+class LocalStream:
+    """The events of one answer, in order, as the inference thread sent them."""
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
+        self._ended = False
+        self._wake: asyncio.Future | None = None
+
+    def push(self, event: StreamEvent | EngineError) -> None:
+        self._arrived.append(event)
+        self._ended = self._ended or isinstance(event, GenerationStats | EngineError)
+        self._wake_up()
+
+    def end(self) -> None:
+        """No more events will come (the engine was closed)."""
+        self._ended = True
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def take_arrived(self) -> list[StreamEvent]:
+        """What has arrived and was not iterated yet (a failure is left out: the answer simply
+        ends incomplete)."""
+        events = [e for e in self._arrived if not isinstance(e, EngineError)]
+        self._arrived.clear()
+        return events
+
+    async def __aiter__(self):
+        while True:
+            while self._arrived:
+                event = self._arrived.popleft()
+                if isinstance(event, EngineError):
+                    raise event
+                yield event
+                if isinstance(event, GenerationStats):
+                    return
+            if self._ended:
+                return
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+
+
+class LocalBackend(QObject):
+    """llama.cpp on this machine: load, unload, stream, count, stop."""
+
+    loading = Signal(str)  # model path
+    loaded = Signal(object)  # ModelInfo
+    load_failed = Signal(str, str, object)  # kind, message, the ModelInfo still loaded (or None)
+    unloaded = Signal()
+
+    def __init__(self, client: InferenceClient | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client or InferenceClient(self)
+        self._model: ModelInfo | None = None
+        self._streams: dict[int, LocalStream] = {}
+        self._counts: dict[int, asyncio.Future] = {}
+        worker = self.client.worker
+        worker.loading.connect(self._on_loading)
+        worker.loaded.connect(self._on_loaded)
+        worker.load_failed.connect(self._on_load_failed)
+        worker.unloaded.connect(self._on_unloaded)
+        # Bound methods of this QObject, so the worker's signals arrive queued in the GUI thread.
+        worker.prompt_ready.connect(self._on_prompt_ready)
+        worker.prompt_progress.connect(self._on_prompt_progress)
+        worker.token.connect(self._on_token)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.counted.connect(self._on_counted)
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self._model
+
+    @property
+    def busy(self) -> bool:
+        return self.client.busy
+
+    def load(self, path: str, options: LoadOptions) -> None:
+        self.client.load(path, options)
+
+    def unload(self) -> None:
+        self.client.unload()
+
+    def keep_kv(self, conversation_ids: set[str]) -> None:
+        self.client.keep_kv(conversation_ids)
+
+    def stream(self, messages: ChatMessages, sampling: SamplingParams, cache_key: str | None = None,
+               continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> LocalStream:
+        request = self.client.generate(messages, sampling, cache_key, continue_text, policy)
+        if request is None:
+            raise RuntimeError("an answer is still running: check `busy` before asking for another")
+        stream = self._streams[request] = LocalStream(request)
+        return stream
+
+    def stop(self) -> None:
+        self.client.stop()
+
+    async def count(self, messages: ChatMessages) -> int | None:
+        count_id = self.client.count(messages)
+        future = self._counts[count_id] = asyncio.get_running_loop().create_future()
+        try:
+            tokens = await future
+        finally:
+            self._counts.pop(count_id, None)
+        return None if tokens < 0 else tokens
+
+    def close(self) -> None:
+        """End the engine; what the worker sent before it ended is delivered to the streams,
+        which then end."""
+        self.client.shutdown()
+        QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
+        for stream in self._streams.values():
+            stream.end()
+        self._streams.clear()
+
+    def _on_prompt_ready(self, request: int, tokens: int, dropped: int) -> None:
+        self._push(request, PromptRead(tokens, dropped))
+
+    def _on_prompt_progress(self, request: int, done: int, total: int) -> None:
+        self._push(request, PromptProgress(done, total))
+
+    def _on_token(self, request: int, text: str, tokens: int) -> None:
+        self._push(request, Delta(text, tokens))
+
+    def _on_finished(self, request: int, stats: GenerationStats) -> None:
+        self._push(request, stats)
+
+    def _on_failed(self, request: int, kind: str, message: str) -> None:
+        self._push(request, EngineError(message, kind=kind))
+
+    def _push(self, request: int, event: StreamEvent | EngineError) -> None:
+        stream = self._streams.get(request)
+        if stream is None:
+            return
+        stream.push(event)
+        if isinstance(event, GenerationStats | EngineError):
+            del self._streams[request]
+
+    def _on_counted(self, count_id: int, tokens: int) -> None:
+        future = self._counts.get(count_id)
+        if future is not None and not future.done():
+            future.set_result(tokens)
+
+    def _on_loading(self, path: str) -> None:
+        self.loading.emit(path)
+
+    def _on_loaded(self, info: ModelInfo) -> None:
+        self._model = info
+        self.loaded.emit(info)
+
+    def _on_load_failed(self, kind: str, message: str, kept: ModelInfo | None) -> None:
+        self._model = kept
+        self.load_failed.emit(kind, message, kept)
+
+    def _on_unloaded(self) -> None:
+        self._model = None
+        self.unloaded.emit()

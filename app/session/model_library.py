@@ -1,0 +1,115 @@
+"""The model library's slow work as flows: scanning its folders, importing and deleting files,
+reading a model's header, hashing it, and describing the llama.cpp build.
+
+Widgets await these (the answer is theirs) and watch `changed` (files came or went); none of them
+touches the disk's models or llama.cpp itself. The user's choices (folders, default model, load
+settings) are a small JSON file: `library` reads and writes them directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.models.gguf_info import GGUFError, GGUFHeader, read_model
+from app.core.models.library import ModelLibrary
+from app.core.models.library_files import LibraryError, ModelEntry, file_sha256
+from app.session.tasks import in_thread
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What this llama.cpp build can run on."""
+
+    backend: str  # the device answers run on: "CUDA", "Metal", "Vulkan" or "CPU"
+    gpu_offload: bool
+    llama_cpp_version: str  # llama-cpp-python's
+
+    @property
+    def description(self) -> str:
+        gpu = "GPU offload available" if self.gpu_offload else "no GPU offload in this build"
+        return f"llama.cpp backends: {self.backend} ({gpu})"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: list[Path]  # the new files in the library, in the order asked
+    problems: list[str]  # why each refused file was refused, for people
+
+
+@functools.cache
+def _describe_build() -> BuildInfo:
+    """Loads llama.cpp into this process (a second or so the first time): call it in a thread."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from app.core.inference.local import devices
+
+    try:
+        binding = version("llama-cpp-python")
+    except PackageNotFoundError:
+        binding = "?"
+    return BuildInfo(devices.backend_name(), devices.gpu_offload_supported(), binding)
+
+
+def _import_each(library: ModelLibrary, files: list[str], link: bool) -> ImportResult:
+    imported, problems = [], []
+    for file in files:
+        try:
+            imported.append(library.import_model(file, link=link))
+        except LibraryError as error:
+            problems.append(error.message)
+    return ImportResult(imported, problems)
+
+
+class LibrarySession(QObject):
+    changed = Signal()  # models were imported or deleted: lists of them scan again
+
+    def __init__(self, library: ModelLibrary | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.library = library or ModelLibrary()
+        self._hashes: dict[tuple[str, int, int], str] = {}
+
+    def default_model(self) -> Path | None:
+        return self.library.default_model()
+
+    async def scan(self) -> list[ModelEntry]:
+        """Every model in the library's folders, broken ones with their reason."""
+        return await in_thread(self.library.scan)
+
+    async def import_files(self, files: Iterable[str | os.PathLike[str]], link: bool = False) -> ImportResult:
+        """Copy (or link) each file into the models folder; one refused file does not stop the rest.
+        The one import of the app: a drop on the window and the models window both come here."""
+        result = await in_thread(_import_each, self.library, [str(f) for f in files], link)
+        if result.imported:
+            self.changed.emit()
+        return result
+
+    async def delete(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Delete a model's files (every part) from the models folder. Raises LibraryError."""
+        removed = await in_thread(self.library.delete_model, path)
+        self.changed.emit()
+        return removed
+
+    async def header(self, path: str | os.PathLike[str]) -> GGUFHeader | None:
+        """The model's header (for the memory estimate); None when it cannot be read."""
+        try:
+            return await in_thread(read_model, path)
+        except (GGUFError, OSError):
+            return None
+
+    async def sha256(self, path: str | os.PathLike[str]) -> str:
+        """The file's SHA-256, computed once per version of the file (gigabytes take seconds)."""
+        stat = await in_thread(os.stat, path)
+        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = await in_thread(file_sha256, path)
+        return self._hashes[key]
+
+    async def build(self) -> BuildInfo:
+        """The llama.cpp build, read in a worker thread the first time and remembered."""
+        return await in_thread(_describe_build)

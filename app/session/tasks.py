@@ -1,0 +1,77 @@
+"""Flows that wait, as asyncio tasks on the qasync loop (gui.py runs it; tests install one).
+
+A flow is a coroutine: `await in_thread(fn, ...)` runs blocking work (SQLite, hashing, HTTP,
+file copies) in a worker thread and resumes on the GUI thread with its result or its exception.
+`Latest` keeps one task per purpose: starting a newer one cancels the older, so a stale result
+is never shown (no serial counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="llamadesk-task")
+_pending: set[concurrent.futures.Future] = set()  # blocking calls still running in a thread
+_tasks: set[asyncio.Task] = set()  # tasks started here, kept alive until they end
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run fn(*args, **kwargs) in a worker thread; the GUI thread keeps turning meanwhile."""
+    future = _executor.submit(functools.partial(fn, *args, **kwargs))
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
+    return await asyncio.wrap_future(future)
+
+
+def start(flow: Coroutine[Any, Any, T], name: str = "") -> asyncio.Task[T]:
+    """Run a flow on the loop. Its failure is logged (a flow reports its own errors to the user);
+    cancellation is silent."""
+    task = asyncio.ensure_future(flow)
+    if name:
+        task.set_name(name)
+    _tasks.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task) -> None:
+    _tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+class Latest:
+    """One running task for one purpose (a search, a scan, a count): a newer one cancels it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.task: asyncio.Task | None = None
+
+    def start(self, flow: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        self.cancel()
+        self.task = start(flow, self.name)
+        return self.task
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.task = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+def wait_for_background_tasks(timeout_s: float = 10.0) -> bool:
+    """At exit: let blocking calls that are still running end (an export being written, a
+    search). True when all ended within timeout_s."""
+    done, not_done = concurrent.futures.wait(list(_pending), timeout=timeout_s)
+    return not not_done

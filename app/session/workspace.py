@@ -1,0 +1,59 @@
+"""Every session of one window, made and wired to each other in one place.
+
+The window only draws them; how a rename reaches the open chat, or a purge the KV snapshots, is
+decided here, without widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject
+
+from app.core.conversations.store import ConversationStore, StoreError, default_store_path
+from app.session.chat_session import ChatSession
+from app.session.conversations import Conversations
+from app.session.local_backend import LocalBackend
+from app.session.model_library import LibrarySession
+from app.session.models import ModelSession
+from app.session.sampling import SamplingSettings
+
+log = logging.getLogger(__name__)
+
+
+class Workspace(QObject):
+    def __init__(self, store: ConversationStore | None = None, backend: LocalBackend | None = None,
+                 parent: QObject | None = None) -> None:
+        """store: the conversations' database (default: the user's); backend: what writes the answers."""
+        super().__init__(parent)
+        self.store = store or ConversationStore(default_store_path())
+        self.backend = backend or LocalBackend(parent=self)
+        self.models = ModelSession(self.backend, self)
+        self.library = LibrarySession(parent=self)
+        self.conversations = Conversations(self.store, self)
+        self.sampling = SamplingSettings(parent=self)
+        self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self)
+        chat, conversations = self.chat, self.conversations
+        self.models.loaded.connect(chat.on_model_loaded)
+        chat.list_changed.connect(conversations.refresh)
+        conversations.renamed.connect(chat.on_renamed)
+        conversations.pinned.connect(chat.on_pinned)
+        conversations.deleted.connect(chat.on_deleted)
+        conversations.restored.connect(chat.open_conversation)
+        conversations.duplicated.connect(chat.open_conversation)
+        conversations.imported.connect(lambda ids: ids and chat.open_conversation(ids[0]))
+        conversations.purged.connect(self.keep_only_live_kv)
+        self.keep_only_live_kv()  # snapshots of chats deleted since: gone, with their text
+
+    def keep_only_live_kv(self) -> None:
+        """A KV snapshot holds a chat's text: it goes when the chat is purged."""
+        try:
+            self.backend.keep_kv(self.store.conversation_ids())
+        except StoreError as error:
+            log.warning("not removing stale KV snapshots: %s", error.message)
+
+    def close(self) -> None:
+        """Before the window goes: deleted chats are purged (their KV snapshots with them, so
+        before the engine ends), then the backend ends, keeping what arrived of an answer."""
+        self.conversations.purge_deleted()
+        self.chat.shutdown()
