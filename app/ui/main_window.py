@@ -1,81 +1,63 @@
-"""The main window. It only composes widgets and wires them to the chat controller."""
+"""The main window. It composes: the sessions (chat, conversations, model) and the widgets that
+observe them, the menus, and what the window remembers between runs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication,
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QPushButton,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 import app
-from app.core.engine_types import GenerationStats, ModelInfo
-from app.core.store import ConversationStore, default_store_path
-from app.ui import help_dialogs, transcript_actions
-from app.ui.chat_controller import ChatController
-from app.ui.chat_view import ChatView
-from app.ui.composer import Composer
-from app.ui.context_meter import ContextMeter
-from app.ui.conversation_list import ConversationList
-from app.ui.load_settings_panel import LoadSettingsPanel
-from app.ui.model_actions import ModelActions
-from app.ui.preferences import THEMES, Preferences, step_text_size
-from app.ui.sampling_panel import SamplingPanel, SamplingSettings
-from app.ui.system_prompt_panel import SystemPromptPanel
-from app.ui.theme import apply_theme
-from app.workers.background import run_in_background, wait_for_background_tasks
-from app.workers.inference import InferenceClient
-
-UNDO_SECONDS = 8
-COUNT_PAUSE_MS = 250  # the context meter counts the draft once typing pauses this long
+from app.core.inference.types import ModelInfo
+from app.session import tasks
+from app.session.workspace import Workspace
+from app.ui.chat.chat_panel import ChatPanel
+from app.ui.chat.sampling_panel import SamplingPanel
+from app.ui.chat.system_prompt_panel import SystemPromptPanel
+from app.ui.conversations import transcript_dialogs
+from app.ui.conversations.conversation_list import ConversationList
+from app.ui.conversations.undo_bar import UndoBar
+from app.ui.models.load_settings_panel import LoadSettingsPanel
+from app.ui.models.model_actions import ModelActions
+from app.ui.shell import help_dialogs
+from app.ui.shell.preferences import THEMES, Preferences, step_text_size
+from app.ui.shell.status_bar import StatusBar
+from app.ui.shell.theme import apply_theme
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, client: InferenceClient | None = None,
-                 store: ConversationStore | None = None) -> None:
+    def __init__(self, workspace: Workspace | None = None, store=None) -> None:
+        """store: a ConversationStore to use instead of the user's (tests, a read-only database)."""
         super().__init__()
         self.setWindowTitle(app.APP_NAME)
         self.resize(1200, 760)
         self.preferences = Preferences()
-        self.store = store or ConversationStore(default_store_path())
-        self.chat_view = ChatView()
-        self.composer = Composer()
-        self.context_meter = ContextMeter()
-        self.send_button = QPushButton("Send")
-        self.send_button.setObjectName("sendButton")
+        self.workspace = w = workspace or Workspace(store=store, parent=self)
+        self.store, self.backend, self.model_session, self.library = w.store, w.backend, w.models, w.library
+        self.conversations, self.sampling, self.chat = w.conversations, w.sampling, w.chat
+        self.chat_panel = ChatPanel(self.chat)
+        panel = self.chat_panel
+        self.chat_view, self.composer = panel.view, panel.composer
+        self.context_meter, self.send_button = panel.context_meter, panel.send_button
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
         self.banner.hide()
-        self._build_undo_bar()
-        self._editing: str | None = None  # the message being edited in the composer
-        self.sampling = SamplingSettings(parent=self)
+        self.undo_bar = UndoBar(self.conversations)
         self.sampling_panel = SamplingPanel(self.sampling)
         self.system_prompt_panel = SystemPromptPanel()
         self.load_settings_panel = LoadSettingsPanel()
-        self.conversation_list = ConversationList()
-        self.controller = ChatController(
-            self.chat_view, self.sampling, client or InferenceClient(self), self.store, parent=self
-        )
+        self.conversation_list = ConversationList(self.conversations)
         self.context_meter.set_policy(self.preferences.overflow_policy)
-        self.controller.overflow_policy = self.context_meter.current_policy()
-        self._count_timer = QTimer(self, singleShot=True, interval=COUNT_PAUSE_MS)
-        self.models = ModelActions(self)
+        self.chat.overflow_policy = self.context_meter.current_policy()
+        self.models = ModelActions(self, self.model_session, self.library, self.load_settings_panel)
+        self.status_bar = bar = StatusBar(self.model_session)
+        self.setStatusBar(bar)
+        self.state_label, self.model_label = bar.state_label, bar.model_label
+        self.backend_label, self.speed_label = bar.backend_label, bar.speed_label
         self.setAcceptDrops(True)  # a .gguf dropped on the window is imported and loaded
         self._build_layout()
         self._build_menus()
-        self._build_status_bar()
         self._connect()
         self.set_theme(self.preferences.theme)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_system_colors_changed)
@@ -83,12 +65,11 @@ class MainWindow(QMainWindow):
         if self.preferences.text_size:
             self.set_text_size(self.preferences.text_size)
         self._restore_state()
-        self._refresh_conversations()
         QTimer.singleShot(0, self._show_settings_notices)
 
     def _show_settings_notices(self) -> None:
         """Settings files found damaged at start: said once, in a dialog that does not block."""
-        from app.core import settings_file
+        from app.core.common import settings_file
 
         notices = settings_file.take_notices()
         if notices:
@@ -99,33 +80,13 @@ class MainWindow(QMainWindow):
 
     # -- construction ---------------------------------------------------------------------------
 
-    def _build_undo_bar(self) -> None:
-        self.undo_bar = QWidget()
-        self.undo_label = QLabel()
-        self.undo_button = QPushButton("Undo")
-        row = QHBoxLayout(self.undo_bar)
-        row.setContentsMargins(8, 2, 8, 2)
-        row.addWidget(self.undo_label, 1)
-        row.addWidget(self.undo_button)
-        self.undo_bar.setObjectName("undoBar")
-        self.undo_bar.hide()
-        self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
-        self._undo_timer.timeout.connect(self._forget_deleted)
-        self._deleted_id: str | None = None
-        self.undo_button.clicked.connect(self.undo_delete)
-
     def _build_layout(self) -> None:
         center = QWidget()
         column = QVBoxLayout(center)
         column.setContentsMargins(6, 6, 6, 6)
         column.addWidget(self.banner)
         column.addWidget(self.undo_bar)
-        column.addWidget(self.chat_view, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.composer, 1)
-        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
-        column.addLayout(row)
-        column.addWidget(self.context_meter)
+        column.addWidget(self.chat_panel, 1)
         splitter = QSplitter()
         splitter.setObjectName("mainSplitter")
         splitter.addWidget(self.conversation_list)
@@ -148,17 +109,15 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(prefs.geometry)
         if prefs.splitter is not None:
             self.splitter.restoreState(prefs.splitter)
-        last = prefs.last_conversation
-        if last and any(s.id == last for s in self.controller.summaries):
-            self.controller.open_conversation(last)
+        if prefs.last_conversation and self.conversations.is_saved(prefs.last_conversation):
+            self.chat.open_conversation(prefs.last_conversation)
 
     def _save_state(self) -> None:
         prefs = self.preferences
         prefs.geometry = self.saveGeometry()
         prefs.splitter = self.splitter.saveState()
-        conversation = self.controller.conversation
-        saved = any(s.id == conversation.id for s in self.controller.summaries)
-        prefs.last_conversation = conversation.id if saved else ""
+        shown = self.chat.conversation.id
+        prefs.last_conversation = shown if self.conversations.is_saved(shown) else ""
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -169,31 +128,31 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_menus(self) -> None:
-        c = self.controller
+        chat, conversations, models = self.chat, self.conversations, self.models
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&New chat", c.new_conversation, QKeySequence.StandardKey.New)
+        self._action(file_menu, "&New chat", chat.new_conversation, QKeySequence.StandardKey.New)
         self._action(file_menu, "&Search chats…", self.focus_search, "Ctrl+K")
         file_menu.addSeparator()
-        self.export_action = self._action(
-            file_menu, "&Export…", lambda: transcript_actions.export_dialog(self), "Ctrl+E")
-        self._action(file_menu, "&Import…", lambda: transcript_actions.import_dialog(self))
+        self.export_action = self._action(file_menu, "&Export…", lambda: transcript_dialogs.export_dialog(
+            self, conversations, chat.conversation.id), "Ctrl+E")
+        self._action(file_menu, "&Import…", lambda: transcript_dialogs.import_dialog(self, conversations))
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         chat_menu = self.menuBar().addMenu("&Chat")
-        self._action(chat_menu, "&Stop the answer", self._escape, Qt.Key.Key_Escape)
-        self._action(chat_menu, "&Copy the last answer", self.copy_last_answer, "Ctrl+Shift+C")
+        self._action(chat_menu, "&Stop the answer", self.chat_panel.escape, Qt.Key.Key_Escape)
+        self._action(chat_menu, "&Copy the last answer", self.chat_panel.copy_last_answer, "Ctrl+Shift+C")
         chat_menu.addSeparator()
         self._action(chat_menu, "&Rename", self.conversation_list.rename_current, "F2")
-        self._action(chat_menu, "&Undo delete", self.undo_delete, QKeySequence.StandardKey.Undo)
+        self._action(chat_menu, "&Undo delete", conversations.undo_delete, QKeySequence.StandardKey.Undo)
         self._build_view_menu()
         model_menu = self.menuBar().addMenu("&Model")
-        self._action(model_menu, "&Models…", self.models.open_manager, "Ctrl+M")
-        self._action(model_menu, "&Download models…", self.models.open_downloads, "Ctrl+D")
-        self._action(model_menu, "&Open GGUF file…", self.models.choose_file, "Ctrl+O")
-        self._action(model_menu, "&Unload the model", self.models.unload)
+        self._action(model_menu, "&Models…", models.open_manager, "Ctrl+M")
+        self._action(model_menu, "&Download models…", models.open_downloads, "Ctrl+D")
+        self._action(model_menu, "&Open GGUF file…", models.choose_file, "Ctrl+O")
+        self._action(model_menu, "&Unload the model", models.unload)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", lambda: help_dialogs.show_shortcuts(self))
-        self._action(help_menu, "&About Llamadesk", lambda: help_dialogs.show_about(self))
+        self._action(help_menu, "&About Llamadesk", lambda: help_dialogs.show_about(self, self.library))
 
     def _build_view_menu(self) -> None:
         view_menu = self.menuBar().addMenu("&View")
@@ -212,97 +171,33 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Smaller text", lambda: self.step_text_size(-1), "Ctrl+-")
         self._action(view_menu, "&Default text size", self.reset_text_size, "Ctrl+0")
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.state_label = QLabel("Starting…")
-        self.model_label = QLabel("No model")
-        self.backend_label = QLabel("")
-        self.speed_label = QLabel("")
-        bar.addWidget(self.state_label, 1)
-        for label in (self.model_label, self.backend_label, self.speed_label):
-            bar.addPermanentWidget(label)
-
     def _connect(self) -> None:
-        c, listing = self.controller, self.conversation_list
-        self.composer.submitted.connect(self._send)
-        self.send_button.clicked.connect(self._send_or_stop)
-        c.status.connect(self.state_label.setText)
-        c.error.connect(self.show_error)
-        c.model_loading.connect(self._on_model_loading)
-        c.model_failed.connect(self._on_model_failed)
-        c.model_loaded.connect(self._on_model_loaded)
-        c.generating_changed.connect(self._on_generating_changed)
-        c.answer_finished.connect(self._on_answer_finished)
-        c.conversations_changed.connect(self._refresh_conversations)
-        c.conversation_shown.connect(self.conversation_list.select)
-        c.conversation_shown.connect(self._show_system_prompt)
-        c.context_used.connect(self._show_context)
-        c.draft_returned.connect(self._return_draft)
-        c.conversation_shown.connect(self._count_timer.start)
-        self.composer.textChanged.connect(self._count_timer.start)
-        self._count_timer.timeout.connect(lambda: c.count_context(self.composer.toPlainText()))
-        self.context_meter.policy_changed.connect(self._on_policy_changed)
+        chat, conversations, models, listing = self.chat, self.conversations, self.model_session, \
+            self.conversation_list
+        for session in (chat, conversations):
+            session.status.connect(self.show_info)
+            session.error.connect(self.show_error)
+        models.failed.connect(self.show_error)
+        models.failed.connect(self._on_model_failed)
+        models.unloaded.connect(self.context_meter.show_no_model)
+        models.loaded.connect(self._on_model_loaded)
+        models.unloaded.connect(lambda: self.show_info("Model unloaded"))
+        chat.answer_finished.connect(self.status_bar.show_speed)
+        chat.conversation_shown.connect(listing.select)
+        chat.conversation_shown.connect(self._show_system_prompt)
+        conversations.exported.connect(self.show_info)
+        listing.new_requested.connect(chat.new_conversation)
+        listing.selected.connect(chat.open_conversation)
+        listing.result_chosen.connect(chat.open_conversation)
+        self.chat_panel.info.connect(self.show_info)
+        self.chat_panel.sending.connect(self.banner.hide)
+        self.context_meter.policy_changed.connect(lambda policy: setattr(self.preferences, "overflow_policy",
+                                                                         policy))
         self.system_prompt_panel.changed.connect(self._on_system_prompt_changed)
-        self.load_settings_panel.apply_requested.connect(self.models.reload_with)
-        c.model_unloaded.connect(self._on_model_unloaded)
-        self.chat_view.action_requested.connect(self._on_message_action)
-        self.chat_view.link_opened.connect(lambda url: self.show_info(f"Opened {url} in the browser"))
-        listing.new_requested.connect(c.new_conversation)
-        listing.selected.connect(c.open_conversation)
-        listing.renamed.connect(c.rename)
-        listing.pin_requested.connect(c.set_pinned)
-        listing.duplicate_requested.connect(c.duplicate)
-        listing.delete_requested.connect(self.delete_conversation)
-        listing.search_requested.connect(self.search)
-        listing.result_chosen.connect(c.open_conversation)
+        self.models.info.connect(self.show_info)
+        self.models.error.connect(self.show_error)
 
     # -- reactions ------------------------------------------------------------------------------
-
-    def _send(self, text: str) -> None:
-        self.banner.hide()
-        editing = self._editing
-        sent = self.controller.edit(editing, text) if editing else self.controller.send(text)
-        if sent:
-            self.composer.clear()
-            self._stop_editing()
-
-    def _on_message_action(self, action: str, message_id: str) -> None:
-        c = self.controller
-        if action == "copy":
-            QApplication.clipboard().setText(c.message_text(message_id))
-            self.show_info("Copied to the clipboard (Markdown)")
-        elif action == "copy-plain":
-            from app.core.markdown_render import plain_text
-
-            QApplication.clipboard().setText(plain_text(c.message_text(message_id)))
-            self.show_info("Copied to the clipboard (plain text)")
-        elif action == "copy-code":
-            message_id, _, index = message_id.rpartition(":")
-            QApplication.clipboard().setText(self.chat_view.code_block(message_id, int(index)))
-            self.show_info("Code copied to the clipboard")
-        elif action == "edit":
-            self._editing = message_id
-            self.composer.setPlainText(c.message_text(message_id))
-            self.composer.setFocus()
-            self.show_info("Editing a message: Enter resends it as a new version, Esc cancels")
-        elif action in ("previous", "next"):
-            c.show_version(message_id, -1 if action == "previous" else 1)
-        elif action == "delete":
-            c.delete_message(message_id)
-        elif action == "regenerate":
-            c.regenerate(message_id)
-        elif action == "continue":
-            c.continue_answer(message_id)
-
-    def copy_last_answer(self) -> None:
-        answers = [m for m in self.controller.conversation.thread() if m.role == "assistant"]
-        if not answers or not answers[-1].text:
-            self.show_info("There is no answer to copy yet")
-            return
-        QApplication.clipboard().setText(answers[-1].text)
-        self.show_info("Copied the last answer to the clipboard")
-
-    # -- look -----------------------------------------------------------------------------------
 
     def set_theme(self, choice: str) -> None:
         self.preferences.theme = choice
@@ -311,8 +206,7 @@ class MainWindow(QMainWindow):
         c = self.colors
         self.banner.setStyleSheet(f"QLabel#banner {{ background: {c.banner_bg}; color: {c.banner_fg};"
                                   " padding: 8px; border-radius: 4px; }")
-        self.undo_bar.setStyleSheet(f"QWidget#undoBar {{ background: {c.notice_bg}; border-radius: 4px; }}"
-                                    f" QLabel {{ color: {c.notice_fg}; }}")
+        self.undo_bar.set_colors(c)
         self.chat_view.set_colors(c)
 
     def _on_system_colors_changed(self, _scheme) -> None:
@@ -336,149 +230,36 @@ class MainWindow(QMainWindow):
         self.preferences.text_size = 0
         self.show_info("Default text size")
 
-    def _stop_editing(self) -> None:
-        if self._editing is not None:
-            self._editing = None
-            self.show_info("Ready")
-
-    def _escape(self) -> None:
-        """Esc: stop an answer, or cancel an edit."""
-        if self.controller.generating:
-            self.controller.stop()
-        elif self._editing is not None:
-            self.composer.clear()
-            self._stop_editing()
-
-    def _send_or_stop(self) -> None:
-        if self.controller.generating:
-            self.controller.stop()
-        else:
-            self.composer.submit()
-
-    def _on_generating_changed(self, generating: bool) -> None:
-        self.send_button.setText("Stop" if generating else "Send")
-        self.send_button.setToolTip("Stop the answer (Esc)" if generating else "Send (Enter)")
-
     def _show_system_prompt(self, _conversation_id: str = "") -> None:
-        text = self.controller.conversation.system_prompt
+        text = self.chat.conversation.system_prompt
         self.system_prompt_panel.set_prompt(text)
         self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
 
     def _on_system_prompt_changed(self, text: str) -> None:
-        self.controller.set_system_prompt(text)
-        self._count_timer.start()
+        self.chat.set_system_prompt(text)
+        self.chat_panel.count_timer.start()
         self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
-
-    def _show_context(self, used: int, n_ctx: int) -> None:
-        """While typing, the room kept for the answer counts too: that is when a chat gets cut."""
-        from app.core.context_window import answer_reserve
-
-        c = self.controller
-        reserve = 0 if c.generating else answer_reserve(n_ctx, c.sampling.params.max_tokens)
-        self.context_meter.show_usage(used, n_ctx, reserve)
-
-    def _return_draft(self, text: str) -> None:
-        """A refused message comes back to the composer, before anything typed since."""
-        typed = self.composer.toPlainText().strip()
-        self.composer.setPlainText(f"{text}\n\n{typed}" if typed else text)
-
-    def _on_policy_changed(self, policy: str) -> None:
-        self.controller.overflow_policy = policy
-        self.preferences.overflow_policy = policy
-        self._count_timer.start()  # the meter's words depend on the policy
-
-    def _on_model_unloaded(self) -> None:
-        self.model_label.setText("No model")
-        self.backend_label.setText("")
-        self.context_meter.show_no_model()
-        self.load_settings_panel.show_model(None)
-        self.models.mark_current()
-        self.show_info("Model unloaded")
-
-    def _on_model_failed(self, _message: str) -> None:
-        """The banner says why (controller.error); the model that works may still be loaded."""
-        if self.controller.model is not None:
-            self._on_model_loaded(self.controller.model)
-        else:
-            self.model_label.setText("No model")
-            self.context_meter.show_no_model()
-
-    def _on_model_loading(self, path: str) -> None:
-        self.model_label.setText(f"Loading {Path(path).stem}…")
-        self.backend_label.setText("")
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.banner.hide()
         if info.gpu_note:
             self.show_error(info.gpu_note)
-        self.model_label.setText(info.name)
-        self.model_label.setToolTip(f"{info.path}\ncontext {info.n_ctx:,} tokens")
-        backend = info.backend
-        if info.gpu_layers:
-            backend += f" · {info.gpu_layers}/{info.n_layers + 1} layers on GPU"
-        self.backend_label.setText(backend)
-        self.backend_label.setToolTip(f"llama.cpp {info.llama_cpp_version}: {info.system_info}")
-        self.load_settings_panel.set_options(self.controller.load_options)
-        self.load_settings_panel.show_model(info)
-        self.models.show_memory_of(info.path)
-        self.models.mark_current()
-        self._count_timer.start()
+        self.chat_panel.count_timer.start()
 
-    def _on_answer_finished(self, stats: GenerationStats) -> None:
-        self.speed_label.setText(f"{stats.tokens_per_s:.1f} tok/s" if stats.completion_tokens > 1 else "")
+    def _on_model_failed(self, _message: str) -> None:
+        if self.model_session.model is None:
+            self.context_meter.show_no_model()
 
     def show_error(self, message: str) -> None:
         self.banner.setText(message)
         self.banner.show()
 
     def show_info(self, message: str) -> None:
-        self.state_label.setText(message)
-
-    def _refresh_conversations(self) -> None:
-        self.conversation_list.set_conversations(self.controller.summaries,
-                                                 self.controller.conversation.id)
+        self.status_bar.show_state(message)
 
     def focus_search(self) -> None:
         self.conversation_list.search_box.setFocus()
         self.conversation_list.search_box.selectAll()
-
-    def search(self, query: str) -> None:
-        """Search off the GUI thread, on a connection of its own."""
-        path = self.store.path
-
-        def work():
-            store = ConversationStore(path)
-            try:
-                return store.search(query)
-            finally:
-                store.close()
-
-        run_in_background(work, lambda hits: self.conversation_list.show_results(query, hits),
-                          lambda error: self.show_error(f"Search failed: {error}"))
-
-    def delete_conversation(self, conversation_id: str) -> None:
-        self._forget_deleted()  # a newer delete replaces the undo offer
-        title = next((s.title for s in self.controller.summaries if s.id == conversation_id), "")
-        self.controller.delete(conversation_id)
-        self._deleted_id = conversation_id
-        self.undo_label.setText(f"Deleted “{title}”.")
-        self.undo_bar.show()
-        self._undo_timer.start()
-
-    def undo_delete(self) -> None:
-        if self._deleted_id is None:
-            return
-        conversation_id, self._deleted_id = self._deleted_id, None
-        self._undo_timer.stop()
-        self.undo_bar.hide()
-        self.controller.undo_delete(conversation_id)
-
-    def _forget_deleted(self) -> None:
-        self._undo_timer.stop()
-        self.undo_bar.hide()
-        if self._deleted_id is not None:
-            self._deleted_id = None
-            self.controller.purge_deleted()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
@@ -490,8 +271,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self._save_state()
-        if self.models.downloads is not None:
-            self.models.downloads.cancel_download()  # its .part stays for a resume
-        self.controller.shutdown()
-        wait_for_background_tasks()
+        self.models.close()  # a download running stops; its .part stays for a resume
+        self.workspace.close()
+        tasks.wait_for_background_tasks()
         super().closeEvent(event)

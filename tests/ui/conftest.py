@@ -7,6 +7,12 @@ from PySide6.QtCore import QThread
 
 
 @pytest.fixture(autouse=True)
+def _flows(flows):
+    """Every GUI test runs on the qasync loop, as the app does."""
+    return flows
+
+
+@pytest.fixture(autouse=True)
 def no_dangling_qthreads(monkeypatch):
     started: list[QThread] = []
     original_start = QThread.start
@@ -27,7 +33,7 @@ def no_dangling_qthreads(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def no_engine_process_left():
-    """Closing the window ends the engine's process (app/core/engine_process.py)."""
+    """Closing the window ends the engine's process (app/core/inference/local/engine_process.py)."""
     import multiprocessing
 
     yield
@@ -46,7 +52,7 @@ def window(qtbot, model_path):
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(win.controller.model_loaded, timeout=60_000):
-        win.controller.load_model(str(model_path))
+    with qtbot.waitSignal(win.model_session.loaded, timeout=60_000):
+        win.model_session.load(str(model_path))
     yield win
     win.close()

@@ -6,8 +6,8 @@ from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication
 
-from app.core.conversation import Conversation
-from app.ui.chat_view import ChatView
+from app.core.conversations.conversation import Conversation
+from app.ui.chat.chat_view import ChatView
 from tests.ui.test_conversations import open_window, seed_store
 
 CODE = 'def greet(name):\n    return f"Hello, {name}!"\n'
@@ -57,7 +57,7 @@ def show(qtbot, text: str):
     conversation.append("user", "Show me")
     answer = conversation.append("assistant", text)
     seed_store(window, conversation)
-    window.controller.open_conversation(conversation.id)
+    window.chat.open_conversation(conversation.id)
     return window, answer
 
 
@@ -112,8 +112,8 @@ def test_a_hostile_answer_loads_nothing_and_opens_nothing_by_itself(qtbot) -> No
     try:
         window, _ = show(qtbot, HOSTILE)
         view = window.chat_view
-        qtbot.wait(50)  # layout and painting: when Qt would ask for resources
-        view.grab()
+        QApplication.processEvents()  # pending layout; grab() then lays out and paints at once,
+        view.grab()  # which is when Qt would ask for resources
         assert view.resources_refused == [] and not has_images(view)
         assert browser.opened == []
         allowed = ("action:", "http://127.0.0.1:9/", "llamadesk:")
@@ -147,7 +147,7 @@ def test_jump_to_latest_appears_when_scrolled_up(qtbot) -> None:
         conversation.append("user" if i % 2 == 0 else "assistant", f"Message {i} " + "words " * 60)
     window = open_window(qtbot)
     seed_store(window, conversation)
-    window.controller.open_conversation(conversation.id)
+    window.chat.open_conversation(conversation.id)
     view, bar = window.chat_view, window.chat_view.verticalScrollBar()
     assert bar.value() == bar.maximum() and not view.jump_button.isVisible()
     bar.setValue(0)

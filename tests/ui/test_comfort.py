@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-from app.core.conversation import Conversation
+from app.core.conversations.conversation import Conversation
 from app.ui.main_window import MainWindow
 from tests.ui.test_conversations import open_window, seed_store
 from tests.ui.test_message_actions import send
@@ -34,7 +34,7 @@ def test_ctrl_shift_c_copies_the_last_answer(qtbot, window) -> None:
     qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     qtbot.keyClick(window, Qt.Key.Key_C, ctrl_shift)
-    answer = window.controller.conversation.thread()[-1]
+    answer = window.chat.conversation.thread()[-1]
     assert answer.role == "assistant" and answer.text
     assert QApplication.clipboard().text() == answer.text
 
@@ -77,7 +77,7 @@ def test_geometry_splitter_and_last_conversation_are_restored(qtbot) -> None:
     first.append("user", "about the first")
     second.append("user", "about the second")
     seed_store(window, first, second)
-    window.controller.open_conversation(first.id)
+    window.chat.open_conversation(first.id)
     window.resize(window.minimumSizeHint().width() + 5, 560)  # within the offscreen screen (800×600)
     size = window.size()
     assert size.height() == 560
@@ -87,14 +87,14 @@ def test_geometry_splitter_and_last_conversation_are_restored(qtbot) -> None:
     again = MainWindow()
     qtbot.addWidget(again)
     again.show()
-    assert again.controller.conversation.id == first.id
+    assert again.chat.conversation.id == first.id
     assert "about the first" in again.chat_view.toPlainText()
     assert again.size() == size
     assert again.splitter.sizes() == sizes
 
 
 def test_a_bad_stored_preference_is_ignored(qtbot) -> None:
-    from app.ui.preferences import Preferences
+    from app.ui.shell.preferences import Preferences
 
     prefs = Preferences()
     prefs._set("chat/overflow_policy", "bogus")

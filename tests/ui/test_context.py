@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from app.core.context_window import OverflowPolicy
-from app.core.conversation import Conversation
-from app.core.store import ConversationStore
+from app.core.chat.context_window import OverflowPolicy
+from app.core.conversations.conversation import Conversation
+from app.core.conversations.store import ConversationStore
 from app.ui.main_window import MainWindow
 from tests.ui.test_conversations import seed_store
 from tests.ui.test_message_actions import send
@@ -20,7 +20,7 @@ def reload_with_context(qtbot, window: MainWindow, n_ctx: int) -> None:
     panel = window.load_settings_panel
     panel.context.setValue(n_ctx)
     assert panel.apply_button.isEnabled()
-    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000) as loaded:
+    with qtbot.waitSignal(window.model_session.loaded, timeout=60_000) as loaded:
         panel.apply_button.click()
     assert loaded.args[0].n_ctx == n_ctx
     assert not panel.apply_button.isEnabled()  # the shown settings are the loaded ones
@@ -41,7 +41,7 @@ def small_window(qtbot, window):
     window.sampling_panel.rows["temperature"].spin.setValue(0.0)
     chat = long_chat()
     seed_store(window, chat)
-    window.controller.open_conversation(chat.id)
+    window.chat.open_conversation(chat.id)
     return window
 
 
@@ -55,7 +55,7 @@ def stored(window: MainWindow, conversation_id: str) -> Conversation:
 
 def test_the_meter_counts_the_draft_as_the_user_types(qtbot, window) -> None:
     meter = window.context_meter
-    qtbot.waitUntil(lambda: meter.n_ctx == window.controller.model.n_ctx, timeout=5_000)
+    qtbot.waitUntil(lambda: meter.n_ctx == window.chat.model.n_ctx, timeout=5_000)
     empty = meter.used
     qtbot.keyClicks(window.composer, "Tell me everything about llamas, alpacas and vicunas. " * 5)
     qtbot.waitUntil(lambda: meter.used > empty + 40, timeout=5_000)
@@ -65,8 +65,8 @@ def test_the_meter_counts_the_draft_as_the_user_types(qtbot, window) -> None:
 def test_the_meter_follows_the_answer_and_ends_at_its_exact_count(qtbot, window) -> None:
     window.sampling_panel.rows["max_tokens"].spin.setValue(40)
     seen: list[int] = []
-    window.controller.context_used.connect(lambda used, _n: seen.append(used))
-    with qtbot.waitSignal(window.controller.answer_finished, timeout=60_000) as finished:
+    window.chat.context_used.connect(lambda used, _n: seen.append(used))
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000) as finished:
         qtbot.keyClicks(window.composer, "Write a poem about the Andes.")
         qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     stats = finished.args[0]
@@ -79,7 +79,7 @@ def test_the_meter_follows_the_answer_and_ends_at_its_exact_count(qtbot, window)
 def test_overflow_drops_turns_and_says_so(qtbot, small_window, policy, where) -> None:
     window = small_window
     window.context_meter.set_policy(policy)
-    conversation = window.controller.conversation
+    conversation = window.chat.conversation
     before = len(conversation.messages)
     send(qtbot, window, "And which mountain is the tallest?")
     answer = conversation.thread()[-1]
@@ -97,13 +97,13 @@ def test_overflow_drops_turns_and_says_so(qtbot, small_window, policy, where) ->
 def test_stop_policy_refuses_and_changes_nothing(qtbot, small_window) -> None:
     window = small_window
     window.context_meter.set_policy(OverflowPolicy.STOP)
-    conversation = window.controller.conversation
+    conversation = window.chat.conversation
     before = [m.text for m in conversation.thread()]
-    with qtbot.waitSignal(window.controller.error, timeout=60_000) as error:
+    with qtbot.waitSignal(window.chat.error, timeout=60_000) as error:
         qtbot.keyClicks(window.composer, "And which mountain is the tallest?")
         qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     assert "context" in error.args[0]
-    qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+    qtbot.waitUntil(lambda: not window.chat.generating, timeout=5_000)
     assert window.banner.isVisible()
     assert [m.text for m in conversation.thread()] == before
     assert [m.text for m in stored(window, conversation.id).thread()] == before
@@ -117,36 +117,36 @@ def test_stop_policy_refuses_and_changes_nothing(qtbot, small_window) -> None:
 def test_refused_regenerate_and_edit_leave_the_versions_as_they_were(qtbot, small_window) -> None:
     window = small_window
     window.context_meter.set_policy(OverflowPolicy.STOP)
-    conversation = window.controller.conversation
+    conversation = window.chat.conversation
     last_answer, last_question = conversation.thread()[-1], conversation.thread()[-2]
     before = [m.id for m in conversation.thread()]
-    order = [s.id for s in window.controller.summaries]
+    order = [s.id for s in window.conversations.summaries]
     for action, message in (("regenerate", last_answer), ("edit", last_question)):
-        with qtbot.waitSignal(window.controller.error, timeout=60_000):
+        with qtbot.waitSignal(window.chat.error, timeout=60_000):
             if action == "edit":
-                window.controller.edit(message.id, "A different question about mountains?")
+                window.chat.edit(message.id, "A different question about mountains?")
             else:
-                window.controller.regenerate(message.id)
-        qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+                window.chat.regenerate(message.id)
+        qtbot.waitUntil(lambda: not window.chat.generating, timeout=5_000)
         assert [m.id for m in conversation.thread()] == before
         assert len(conversation.versions(message)) == 1
         assert [m.id for m in stored(window, conversation.id).thread()] == before
         assert len(stored(window, conversation.id).messages) == len(conversation.messages)
-    assert [s.id for s in window.controller.summaries] == order  # not moved to the top either
+    assert [s.id for s in window.conversations.summaries] == order  # not moved to the top either
     assert window.composer.toPlainText() == "A different question about mountains?"
 
 
 def test_a_refused_first_message_leaves_no_conversation_behind(qtbot, window) -> None:
     reload_with_context(qtbot, window, SMALL_CONTEXT)
     window.context_meter.set_policy(OverflowPolicy.STOP)
-    window.controller.new_conversation()
-    chats = len(window.controller.summaries)
+    window.chat.new_conversation()
+    chats = len(window.conversations.summaries)
     window.composer.setPlainText("llama " * 1500)
-    with qtbot.waitSignal(window.controller.error, timeout=60_000):
+    with qtbot.waitSignal(window.chat.error, timeout=60_000):
         window.composer.submit()
-    qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
-    assert len(window.controller.summaries) == chats
-    assert window.store.list_conversations() == window.controller.summaries
+    qtbot.waitUntil(lambda: not window.chat.generating, timeout=5_000)
+    assert len(window.conversations.summaries) == chats
+    assert window.store.list_conversations() == window.conversations.summaries
     assert window.composer.toPlainText().strip() == ("llama " * 1500).strip()
 
 
@@ -155,31 +155,31 @@ def test_a_prompt_larger_than_the_context_is_refused_under_every_policy(qtbot, s
     huge = "llama " * 1500
     for policy in OverflowPolicy:
         window.context_meter.set_policy(policy)
-        with qtbot.waitSignal(window.controller.error, timeout=60_000) as error:
+        with qtbot.waitSignal(window.chat.error, timeout=60_000) as error:
             window.composer.setPlainText(huge)
             window.composer.submit()
         assert "context holds" in error.args[0]
-        qtbot.waitUntil(lambda: not window.controller.generating, timeout=5_000)
+        qtbot.waitUntil(lambda: not window.chat.generating, timeout=5_000)
         window.composer.clear()
     send(qtbot, window, "Still there?")  # the app carries on
-    assert window.controller.conversation.thread()[-1].text
+    assert window.chat.conversation.thread()[-1].text
 
 
 def test_the_system_prompt_is_saved_with_the_conversation_and_sent(qtbot, window) -> None:
     window.sampling_panel.rows["max_tokens"].spin.setValue(8)
     send(qtbot, window, "Hello")
-    conversation = window.controller.conversation
+    conversation = window.chat.conversation
     panel = window.system_prompt_panel
     counted: list[int] = []
-    window.controller.context_used.connect(lambda used, _n: counted.append(used))
+    window.chat.context_used.connect(lambda used, _n: counted.append(used))
     panel.editor.setPlainText("You are a pirate. Answer like one.")
     panel.commit()
     assert conversation.system_prompt == "You are a pirate. Answer like one."
     assert stored(window, conversation.id).system_prompt == "You are a pirate. Answer like one."
     assert window.side_tabs.tabText(1) == "System prompt •"
     send(qtbot, window, "Who are you?")
-    assert window.controller.conversation.thread()[-1].generation.prompt_tokens > 20
-    window.controller.new_conversation()
+    assert window.chat.conversation.thread()[-1].generation.prompt_tokens > 20
+    window.chat.new_conversation()
     assert panel.prompt() == "You are a pirate. Answer like one."  # a new chat starts with it
 
 
@@ -193,7 +193,7 @@ def test_saved_system_prompts(qtbot, window) -> None:
     panel.commit()
     panel.saved.activated.emit(names.index("French"))
     assert panel.prompt() == "Always answer in French."
-    assert window.controller.conversation.system_prompt == "Always answer in French."
+    assert window.chat.conversation.system_prompt == "Always answer in French."
     panel.save_named("Helpful assistant")  # built in: refused, with a reason
     assert "built-in" in panel.hint.text()
 

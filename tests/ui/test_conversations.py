@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QLineEdit
 
-from app.core import transcripts
-from app.core.conversation import Conversation
-from app.core.store import ConversationStore
-from app.ui import transcript_actions
+from app.core.conversations import transcripts
+from app.core.conversations.conversation import Conversation
+from app.core.conversations.store import ConversationStore
+from app.ui.conversations import transcript_dialogs
 from app.ui.main_window import MainWindow
 
 
 def send_and_wait(qtbot, window: MainWindow, text: str) -> None:
-    with qtbot.waitSignal(window.controller.answer_finished, timeout=60_000):
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
         qtbot.keyClicks(window.composer, text)
         qtbot.keyClick(window.composer, Qt.Key.Key_Return)
 
@@ -39,7 +37,7 @@ def titles(window: MainWindow) -> list[str]:
 
 def seed_store(window: MainWindow, *conversations: Conversation) -> None:
     window.store.insert_conversations(conversations)
-    window.controller.reload_list()
+    window.conversations.refresh()
 
 
 def long_conversation(marker_at: int, marker: str) -> Conversation:
@@ -54,14 +52,14 @@ def test_chats_are_stored_listed_and_reopened_with_their_settings(qtbot, window)
     window.sampling_panel.rows["temperature"].spin.setValue(0.3)
     send_and_wait(qtbot, window, "Tell me about llamas")
     assert titles(window) == ["Today", "Tell me about llamas"]
-    first_id = window.controller.conversation.id
+    first_id = window.chat.conversation.id
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # Ctrl+N
     assert window.chat_view.toPlainText() == ""
     window.sampling_panel.rows["temperature"].spin.setValue(1.1)
     send_and_wait(qtbot, window, "And alpacas?")
     assert titles(window) == ["Today", "And alpacas?", "Tell me about llamas"]
     window.conversation_list.list.setCurrentRow(2)
-    assert window.controller.conversation.id == first_id
+    assert window.chat.conversation.id == first_id
     assert "Tell me about llamas" in window.chat_view.toPlainText()
     assert window.sampling_panel.rows["temperature"].spin.value() == 0.3
     # A new window on the same data folder finds both, messages and settings intact.
@@ -71,7 +69,7 @@ def test_chats_are_stored_listed_and_reopened_with_their_settings(qtbot, window)
     finally:
         store.close()
     assert [m.role for m in stored.thread()] == ["user", "assistant"]
-    assert stored.thread()[1].text == window.controller.conversation.thread()[1].text
+    assert stored.thread()[1].text == window.chat.conversation.thread()[1].text
     assert stored.sampling.temperature == 0.3
     assert stored.thread()[1].generation.model_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -102,17 +100,20 @@ def test_delete_can_be_undone_then_is_purged(qtbot) -> None:
     doomed.append("user", "delete me")
     seed_store(window, keep, doomed)
     listing = window.conversation_list.list
-    window.controller.open_conversation(doomed.id)
+    window.chat.open_conversation(doomed.id)
     listing.setFocus()
     qtbot.keyClick(listing, Qt.Key.Key_Delete)
     assert "Doomed" not in titles(window)
-    assert window.undo_bar.isVisible() and "Doomed" in window.undo_label.text()
-    qtbot.mouseClick(window.undo_button, Qt.MouseButton.LeftButton)
-    assert "Doomed" in titles(window) and not window.undo_bar.isVisible()
-    assert window.controller.conversation.id == doomed.id
-    window._undo_timer.setInterval(50)
-    window.conversation_list.delete_requested.emit(doomed.id)
-    qtbot.waitUntil(lambda: not window.undo_bar.isVisible(), timeout=5_000)
+    undo_bar = window.undo_bar
+    assert undo_bar.isVisible() and undo_bar.label.text() == "Deleted “Doomed”."
+    assert window.chat.conversation.id != doomed.id, "the chat left the deleted conversation"
+    qtbot.mouseClick(undo_bar.button, Qt.MouseButton.LeftButton)
+    assert "Doomed" in titles(window) and not undo_bar.isVisible()
+    assert window.chat.conversation.id == doomed.id
+    window.conversations._undo_timer.setInterval(50)
+    with qtbot.waitSignal(window.conversations.purged, timeout=5_000):
+        window.conversations.delete(doomed.id)
+    assert not undo_bar.isVisible()
     count = window.store.db.execute("SELECT COUNT(*) FROM conversations WHERE id = ?", (doomed.id,))
     assert count.fetchone()[0] == 0  # gone for good once the undo offer expired
     assert titles(window) == ["Today", "Keep"]
@@ -135,7 +136,7 @@ def test_search_as_you_type_and_jump_to_the_hit(qtbot) -> None:
     assert "<b>zanzibar</b>" in label.text()
     qtbot.mouseClick(results.viewport(), Qt.MouseButton.LeftButton,
                      pos=results.visualItemRect(results.item(0)).center())
-    assert window.controller.conversation.id == target.id
+    assert window.chat.conversation.id == target.id
     hit = target.thread()[41]
     view = window.chat_view
     assert view.textCursor().position() == view._starts[hit.id]
@@ -155,9 +156,9 @@ def test_export_and_import_from_the_menu(qtbot, monkeypatch, tmp_path: Path) -> 
     c = Conversation(title="Export me", titled_by_user=True)
     c.append("user", "<script>alert(1)</script>")
     seed_store(window, c)
-    window.controller.open_conversation(c.id)
+    window.chat.open_conversation(c.id)
     out = tmp_path / "chat.html"
-    monkeypatch.setattr(transcript_actions.ExportOptions, "exec",
+    monkeypatch.setattr(transcript_dialogs.ExportOptions, "exec",
                         lambda self: (self.format.setCurrentIndex(self.format.findData("html")),
                                       QDialog.DialogCode.Accepted)[1])
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
@@ -168,49 +169,20 @@ def test_export_and_import_from_the_menu(qtbot, monkeypatch, tmp_path: Path) -> 
 
     exported = tmp_path / "all.json"
     exported.write_text(transcripts.to_json([window.store.load(c.id)]))
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(exported), ""))
-    transcript_actions.import_dialog(window)
-    qtbot.waitUntil(lambda: window.state_label.text().startswith("Imported 1"), timeout=10_000)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(exported)], ""))
+    with qtbot.waitSignal(window.conversations.imported, timeout=10_000) as imported:
+        transcript_dialogs.import_dialog(window, window.conversations)
+    assert window.state_label.text() == "Imported 1 conversation from all.json"
     assert titles(window).count("Export me") == 2  # a copy: the original id was taken
+    assert window.chat.conversation.id == imported.args[0][0], "the imported copy is shown"
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "llamadesk-conversations", "schema_version": 1, "conversations": [')
     before = window.store.list_conversations()
-    transcript_actions.import_file(window, bad)
+    window.conversations.import_files([bad])
     qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
-    assert window.banner.text().startswith("Import failed")
+    assert window.banner.text().startswith("Import failed: The file is not complete JSON")
     assert window.store.list_conversations() == before
-    window.close()
-
-
-def test_an_import_the_database_refuses_says_why_and_changes_nothing(qtbot, monkeypatch,
-                                                                      tmp_path: Path) -> None:
-    """The import writes off the GUI thread; a database that refuses it gives a banner, not a crash."""
-    window = open_window(qtbot)
-    writers: list[threading.Thread] = []
-    insert = ConversationStore.insert_conversations
-    monkeypatch.setattr(ConversationStore, "insert_conversations", lambda self, *a, **k: (
-        writers.append(threading.current_thread()), insert(self, *a, **k))[1])
-    c = Conversation(title="Locked out", titled_by_user=True)
-    c.append("user", "Hello")
-    exported = tmp_path / "one.json"
-    exported.write_text(transcripts.to_json([c]))
-    before = window.store.list_conversations()
-    other_program = sqlite3.connect(window.store.path, isolation_level=None)
-    other_program.execute("BEGIN IMMEDIATE")  # holds the write lock past the import's patience
-    try:
-        transcript_actions.import_file(window, exported)
-        qtbot.waitUntil(window.banner.isVisible, timeout=20_000)
-    finally:
-        other_program.execute("ROLLBACK")
-        other_program.close()
-    assert window.banner.text().startswith("Import failed: Could not import the conversations")
-    assert "Nothing was changed" in window.banner.text()
-    assert window.store.list_conversations() == before
-    transcript_actions.import_file(window, exported)  # the lock is gone: the same file imports
-    qtbot.waitUntil(lambda: window.state_label.text().startswith("Imported 1"), timeout=20_000)
-    assert "Locked out" in titles(window)
-    assert len(writers) == 2 and threading.main_thread() not in writers  # the window stays responsive
     window.close()
 
 
@@ -219,7 +191,7 @@ def test_closing_mid_answer_keeps_the_partial_answer(qtbot, window) -> None:
     qtbot.keyClicks(window.composer, "Write a long story about a llama who travels the world.")
     qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(window.chat_view.last_message_text()) > 40, timeout=30_000)
-    conversation_id = window.controller.conversation.id
+    conversation_id = window.chat.conversation.id
     window.close()
     store = ConversationStore(window.store.path)
     try:
@@ -233,14 +205,14 @@ def test_closing_mid_answer_keeps_the_partial_answer(qtbot, window) -> None:
 def test_a_long_chat_opens_at_its_end_showing_recent_messages_first(qtbot) -> None:
     from PySide6.QtCore import QUrl
 
-    from app.ui.chat_view import RECENT
+    from app.ui.chat.chat_view import RECENT
 
     window = open_window(qtbot)
     c = Conversation(title="Very long", titled_by_user=True)
     for i in range(450):
         c.append("user" if i % 2 == 0 else "assistant", f"message number {i}")
     seed_store(window, c)
-    window.controller.open_conversation(c.id)
+    window.chat.open_conversation(c.id)
     view = window.chat_view
     text = view.toPlainText()
     assert text.startswith(f"Show {RECENT} earlier messages (250 hidden)")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
-import time
 
 import pytest
 
-from app.core import hub
-from app.ui.hub_dialog import HubDialog
+from app.core.models import hub
+from app.core.models.hub_search import RECOMMENDED, quantization
+from app.ui.models.hub_dialog import HubDialog
 from tests.core.test_hub import gguf_bytes
 from tests.fixtures.fake_hub import TOKEN
 
@@ -26,9 +25,15 @@ def dialog(qtbot, tmp_path):
     qtbot.addWidget(d)
     d.show()
     yield d
+    stop(qtbot, d)
     d.close()
-    qtbot.waitUntil(lambda: not d.downloading, timeout=5_000)
-    assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
+
+
+def stop(qtbot, d: HubDialog) -> None:
+    """Cancel a download still running and wait until its thread has said its last word."""
+    if d.downloading:
+        with qtbot.waitSignal(d.task.failed, timeout=5_000):
+            d.cancel_download()
 
 
 def rows(d: HubDialog) -> list[str]:
@@ -45,10 +50,10 @@ def test_recommended_models_show_without_a_network(qtbot, dialog, monkeypatch) -
         closed = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
     assert rows(dialog)[0] == "Recommended"
-    assert {r.repo_id for r in hub.RECOMMENDED} <= set(rows(dialog)[1:])
+    assert {r.repo_id for r in RECOMMENDED} <= set(rows(dialog)[1:])
     dialog.results.setCurrentRow(1)  # a recommended model: its file shows before any listing
-    first = hub.RECOMMENDED[0]
-    assert file_rows(dialog)[0][:2] == [first.filename, hub.quantization(first.filename)]
+    first = RECOMMENDED[0]
+    assert file_rows(dialog)[0][:2] == [first.filename, quantization(first.filename)]
     assert dialog.download_button.isEnabled()
     qtbot.waitUntil(lambda: "cannot be reached" in dialog.message.text(), timeout=10_000)
     dialog.message.setText("")
@@ -81,8 +86,9 @@ def test_cancel_pauses_and_download_again_resumes(qtbot, dialog, fake_hub, tmp_p
     fake_hub.slow = 200_000  # bytes a second
     dialog.start_download(REPO, FILE)
     qtbot.waitUntil(lambda: dialog.progress.value() > 50, timeout=10_000)
-    dialog.cancel_download()
-    qtbot.waitUntil(lambda: not dialog.downloading, timeout=2_000)
+    with qtbot.waitSignal(dialog.task.failed, timeout=5_000) as failed:
+        dialog.cancel_download()
+    assert failed.args[0] == "cancelled" and not dialog.downloading
     assert "Paused" in dialog.message.text()
     part = tmp_path / "models" / f"{FILE}.part"
     assert part.exists() and part.stat().st_size > 0
@@ -99,8 +105,9 @@ def test_a_gated_repository_asks_for_a_token(qtbot, dialog, fake_hub, tmp_path) 
     data = gguf_bytes(tmp_path, FILE)
     fake_hub.add_repo(REPO, {FILE: data}, gated="manual")
     dialog.start_download(REPO, FILE)
-    qtbot.waitUntil(lambda: not dialog.downloading and "token" in dialog.message.text().lower(),
-                    timeout=10_000)
+    with qtbot.waitSignal(dialog.task.failed, timeout=10_000) as failed:
+        pass
+    assert failed.args[0] == "unauthorized" and "token" in dialog.message.text().lower()
     dialog.token.setText(TOKEN)
     dialog.save_token_button.click()
     assert hub.load_token() == TOKEN
@@ -108,22 +115,31 @@ def test_a_gated_repository_asks_for_a_token(qtbot, dialog, fake_hub, tmp_path) 
         dialog.start_download(REPO, FILE)
 
 
-def test_closing_mid_download_ends_it_and_keeps_the_part(qtbot, fake_hub, tmp_path) -> None:
+def test_closing_the_dialog_leaves_the_download_running_and_a_new_dialog_shows_it(qtbot, fake_hub,
+                                                                                 tmp_path) -> None:
     (tmp_path / "models").mkdir()
     d = HubDialog(tmp_path / "models")
     qtbot.addWidget(d)
     d.show()
-    fake_hub.add_repo(REPO, {FILE: gguf_bytes(tmp_path, FILE)})
+    data = gguf_bytes(tmp_path, FILE)
+    fake_hub.add_repo(REPO, {FILE: data})
     fake_hub.slow = 100_000
-    d.start_download(REPO, FILE)
+    with qtbot.waitSignal(d.download_started) as started:
+        d.start_download(REPO, FILE)
+    task = started.args[0]
     qtbot.waitUntil(lambda: d.progress.value() > 20, timeout=10_000)
-    started = time.monotonic()
     d.close()
-    assert time.monotonic() - started < 0.2  # closing never waits for the network
-    qtbot.waitUntil(lambda: not d.downloading, timeout=2_000)  # the thread stops within 0.5 s
-    assert not [t for t in threading.enumerate() if t.name.startswith("download ")]
-    assert (tmp_path / "models" / f"{FILE}.part").stat().st_size > 0
-    assert not (tmp_path / "models" / FILE).exists()
+    assert task.running  # closing the dialog is not cancelling the download
+    again = HubDialog(tmp_path / "models", task=task)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.downloading and again.cancel_button.isEnabled() and again.progress.value() > 20
+    fake_hub.slow = None
+    with qtbot.waitSignal(again.downloaded, timeout=20_000) as done:
+        pass
+    assert done.args[0] == str(tmp_path / "models" / FILE)
+    assert (tmp_path / "models" / FILE).read_bytes() == data and not again.downloading
+    assert "verified" in again.message.text()
 
 
 def test_a_corrupt_download_is_refused_and_nothing_reaches_the_library(qtbot, dialog, fake_hub,
@@ -131,6 +147,8 @@ def test_a_corrupt_download_is_refused_and_nothing_reaches_the_library(qtbot, di
     fake_hub.add_repo(REPO, {FILE: gguf_bytes(tmp_path, FILE)})
     fake_hub.corrupt = True
     dialog.start_download(REPO, FILE)
-    qtbot.waitUntil(lambda: not dialog.downloading and "damaged" in dialog.message.text(), timeout=20_000)
-    assert "checksum does not match" in dialog.message.text()
+    with qtbot.waitSignal(dialog.task.failed, timeout=20_000) as failed:
+        pass
+    assert failed.args[0] == "hash_mismatch" and not dialog.downloading
+    assert "damaged" in dialog.message.text() and "checksum does not match" in dialog.message.text()
     assert list((tmp_path / "models").iterdir()) == []

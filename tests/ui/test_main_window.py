@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from time import perf_counter
-
 from PySide6.QtCore import Qt
 
-from app.core.sampling import SamplingParams
+from app.core.chat.sampling import SamplingParams
 from app.ui.main_window import MainWindow
 
 HELLO = "Say hello in five words."
@@ -29,13 +27,13 @@ def test_a_message_sent_through_the_composer_streams_into_the_chat_view(qtbot, w
     window.sampling_panel.rows["max_tokens"].spin.setValue(60)
     shown: list[str] = []
     window.chat_view.textChanged.connect(lambda: shown.append(window.chat_view.last_message_text()))
-    with qtbot.waitSignal(window.controller.answer_finished, timeout=60_000) as finished:
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000) as finished:
         type_and_send(qtbot, window, STORY)
         assert window.composer.toPlainText() == ""
         assert window.send_button.text() == "Stop"
         assert window.state_label.text() == "Generating…"
     stats = finished.args[0]
-    answer = window.controller.conversation.messages[-1]
+    answer = window.chat.conversation.messages[-1]
     assert answer.role == "assistant" and not answer.incomplete
     assert answer.generation.completion_tokens == stats.completion_tokens
     assert answer.generation.model_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -60,46 +58,49 @@ def test_shift_enter_is_a_new_line_and_sends_nothing(qtbot, window) -> None:
     qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(window.composer, "second line")
     assert window.composer.toPlainText() == "first line\nsecond line"
-    assert not window.controller.generating
-    assert window.controller.conversation.messages == []
+    assert not window.chat.generating
+    assert window.chat.conversation.messages == []
 
 
 def test_stop_ends_the_answer_within_one_token(qtbot, window) -> None:
     emitted = []  # tokens per message from the engine (it sends text at most every SEND_EVERY_S)
-    window.controller.client.worker.token.connect(
+    window.backend.client.worker.token.connect(
         lambda request, text, tokens: emitted.append(tokens), Qt.ConnectionType.DirectConnection
     )
     start_long_answer(qtbot, window)
-    with qtbot.waitSignal(window.controller.answer_finished, timeout=10_000) as finished:
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=10_000) as finished:
         qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
         emitted_at_stop, batch = sum(emitted), max(emitted)
     stats = finished.args[0]
     assert stats.stop_reason == "user"
     # What had arrived, what the engine held back for its next message, and at most one more.
     assert stats.completion_tokens <= emitted_at_stop + batch + 1 < 400
-    answer = window.controller.conversation.messages[-1]
+    answer = window.chat.conversation.messages[-1]
     assert answer.incomplete and answer.text
     assert "stopped" in window.chat_view.toPlainText().splitlines()[-1]
 
 
 def test_a_second_request_while_one_runs_is_refused(qtbot, window) -> None:
     start_long_answer(qtbot, window)
-    assert window.controller.send("And another thing") is False
-    assert window.controller.client.generate([{"role": "user", "content": "x"}],
+    assert window.chat.send("And another thing") is False
+    assert window.backend.client.generate([{"role": "user", "content": "x"}],
                                              SamplingParams()) is None
-    with qtbot.waitSignal(window.controller.answer_finished, timeout=10_000):
-        window.controller.stop()
-    roles = [m.role for m in window.controller.conversation.messages]
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=10_000):
+        window.chat.stop()
+    roles = [m.role for m in window.chat.conversation.messages]
     assert roles == ["user", "assistant"]
 
 
-def test_closing_mid_answer_ends_the_thread_within_two_seconds(qtbot, window, no_dangling_qthreads):
+def test_closing_mid_answer_ends_the_thread_and_keeps_the_answer(qtbot, window, no_dangling_qthreads):
+    """Closing does not wait for the answer to end: Stop takes effect within one token (a close
+    that hung would fail on the suite's timeout)."""
     start_long_answer(qtbot, window)
-    assert window.controller.generating
-    began = perf_counter()
+    assert window.chat.generating
+    answer = window.chat.conversation.thread()[-1]
     window.close()
-    assert perf_counter() - began < 2.0
     assert all(not t.isRunning() for t in no_dangling_qthreads)
+    assert not window.backend.client.worker.process.running
+    assert answer.incomplete and answer.text
 
 
 def test_the_window_shows_loading_and_accepts_a_message_before_the_model_is_ready(
@@ -109,12 +110,12 @@ def test_the_window_shows_loading_and_accepts_a_message_before_the_model_is_read
     qtbot.addWidget(win)
     win.show()
     labels: list[str] = []
-    win.controller.model_loading.connect(lambda path: labels.append(win.model_label.text()))
-    win.controller.load_model(str(model_path))
+    win.model_session.loading.connect(lambda path: labels.append(win.model_label.text()))
+    win.model_session.load(str(model_path))
     assert win.state_label.text() == "Loading model…"
-    with qtbot.waitSignal(win.controller.answer_finished, timeout=60_000) as finished:
+    with qtbot.waitSignal(win.chat.answer_finished, timeout=60_000) as finished:
         type_and_send(qtbot, win, HELLO)  # sent while the model is still loading
-        assert win.controller.generating
+        assert win.chat.generating
     assert finished.args[0].completion_tokens > 0
     assert win.chat_view.last_message_text().strip()
     assert labels == ["Loading SmolLM2-135M-Instruct.Q4_1…"]
@@ -130,15 +131,15 @@ def test_a_broken_model_shows_a_clear_banner_and_the_app_keeps_working(
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(win.controller.error, timeout=30_000):
-        win.controller.load_model(str(bad))
+    with qtbot.waitSignal(win.model_session.failed, timeout=30_000):
+        win.model_session.load(str(bad))
     assert win.banner.isVisible()
     assert "notes.gguf is not a GGUF model file" in win.banner.text()
     assert win.state_label.text() == "No model" and win.model_label.text() == "No model"
-    with qtbot.waitSignal(win.controller.model_loaded, timeout=60_000):
-        win.controller.load_model(str(model_path))
+    with qtbot.waitSignal(win.model_session.loaded, timeout=60_000):
+        win.model_session.load(str(model_path))
     assert not win.banner.isVisible()
-    with qtbot.waitSignal(win.controller.answer_finished, timeout=60_000):
+    with qtbot.waitSignal(win.chat.answer_finished, timeout=60_000):
         type_and_send(qtbot, win, HELLO)
     win.close()
 
@@ -147,7 +148,7 @@ def test_the_sampling_panel_edits_the_conversation_settings(qtbot, window) -> No
     rows = window.sampling_panel.rows
     rows["temperature"].spin.setValue(0.3)
     rows["top_k"].slider.setValue(10)
-    conversation = window.controller.conversation
+    conversation = window.chat.conversation
     assert conversation.sampling.temperature == 0.3
     assert conversation.sampling.top_k == 10
     assert rows["top_k"].spin.value() == 10

@@ -1,17 +1,18 @@
 """The model manager on a real library folder: good, split and broken files, default, import,
-delete, load settings, and loading from it into the window."""
+delete, load settings, the llama.cpp build. Loading from it: test_models_in_window.py."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app import paths
-from app.core.library import ModelLibrary
-from app.ui.models_window import ModelsWindow
+from app.core.models.library import ModelLibrary
+from app.session.model_library import LibrarySession
+from app.ui.models.models_window import ModelsWindow
+from app.ui.shell import help_dialogs
 from tests.fixtures.gguf_files import write_split_llama, write_tiny_llama
 
 
@@ -25,7 +26,7 @@ def library_folder() -> Path:
 
 
 def open_manager(qtbot, library: ModelLibrary | None = None) -> ModelsWindow:
-    manager = ModelsWindow(library or ModelLibrary())
+    manager = ModelsWindow(LibrarySession(library or ModelLibrary()))
     qtbot.addWidget(manager)
     manager.show()
     qtbot.waitUntil(lambda: manager.table.rowCount() > 0 and "models" in manager.message.text(),
@@ -76,9 +77,11 @@ def test_delete_asks_and_removes_only_after_yes(qtbot, library_folder, monkeypat
     manager.buttons["delete"].click()
     assert (library_folder / "tiny.gguf").exists()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    manager.buttons["delete"].click()
+    with qtbot.waitSignal(manager.library.changed, timeout=10_000):
+        manager.buttons["delete"].click()
     assert not (library_folder / "tiny.gguf").exists()
     qtbot.waitUntil(lambda: all(e.name != "tiny" for e in manager.entries), timeout=10_000)
+    assert "Deleted tiny.gguf" in manager.message.text()
 
 
 def test_import_copies_into_the_library_and_refuses_a_bad_file(qtbot, library_folder, tmp_path) -> None:
@@ -106,33 +109,26 @@ def test_settings_are_saved_per_model_with_their_memory(qtbot, library_folder, m
     assert panel.context.value() == 2048
 
 
-def test_load_and_unload_from_the_manager(qtbot, window, model_path) -> None:
-    shutil.copyfile(model_path, paths.models_dir() / "copy.gguf")
-    window.models.open_manager()
-    manager = window.models.manager
-    qtbot.waitUntil(lambda: any(e.name == "copy" for e in manager.entries), timeout=10_000)
-    assert "loaded" in row_of(manager, "SmolLM2-135M-Instruct.Q4_1")[6]
-    select(manager, "copy")
-    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000):
-        manager.buttons["load"].click()
-    assert window.controller.model.path == str(paths.models_dir() / "copy.gguf")
-    qtbot.waitUntil(lambda: "loaded" in row_of(manager, "copy")[6], timeout=5_000)
-    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
-        manager.buttons["unload"].click()
-    assert "loaded" not in row_of(manager, "copy")[6]
+def test_a_newer_scan_cancels_the_older(qtbot, library_folder) -> None:
+    manager = open_manager(qtbot)
+    manager.refresh()
+    older = manager._scan.task
+    manager.refresh(message="the newer one")
+    qtbot.waitUntil(lambda: manager.message.text() == "the newer one", timeout=10_000)
+    assert older.cancelled()
 
 
-def test_deleting_the_loaded_model_unloads_it_first(qtbot, window, model_path, monkeypatch) -> None:
-    copy = paths.models_dir() / "copy.gguf"
-    shutil.copyfile(model_path, copy)
-    with qtbot.waitSignal(window.controller.model_loaded, timeout=60_000):
-        window.models.load(copy)
-    window.models.open_manager()
-    manager = window.models.manager
-    qtbot.waitUntil(lambda: "loaded" in row_of(manager, "copy")[6], timeout=10_000)
-    select(manager, "copy")
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
-        manager.buttons["delete"].click()
-    qtbot.waitUntil(lambda: not copy.exists(), timeout=5_000)
-    assert window.controller.model is None
+def test_it_says_which_llama_cpp_build_runs_the_models(qtbot, library_folder) -> None:
+    manager = open_manager(qtbot)
+    qtbot.waitUntil(lambda: manager.backends.text().startswith("llama.cpp backends: "), timeout=30_000)
+    assert "GPU offload" in manager.backends.text()
+
+
+def test_about_names_the_llama_cpp_build(qtbot) -> None:
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    help_dialogs.show_about(parent, LibrarySession())
+    qtbot.waitUntil(lambda: parent.findChild(QMessageBox, "aboutBox") is not None, timeout=30_000)
+    box = parent.findChild(QMessageBox, "aboutBox")
+    assert "llama-cpp-python " in box.text() and "llama.cpp backends: " in box.text()
+    box.close()

@@ -12,8 +12,8 @@ from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter
 
 from app import paths
-from app.core import settings_file
-from app.ui.preferences import Preferences
+from app.core.common import settings_file, window_settings
+from app.ui.shell.preferences import Preferences
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_each_bad_value_falls_back_alone(ini: Path) -> None:
     [notice] = settings_file.take_notices()
     for label in ("window position", "theme", "text size", "long-chat policy"):
         assert label in notice
-    assert settings_file.check_window_file(ini) == "ok"  # the bad values were removed
+    assert window_settings.check_window_file(ini) == "ok"  # the bad values were removed
 
 
 def test_good_values_round_trip_without_a_word(qtbot, ini: Path) -> None:
@@ -102,7 +102,7 @@ def test_good_values_round_trip_without_a_word(qtbot, ini: Path) -> None:
     assert (again.theme, again.text_size, again.overflow_policy, again.last_conversation) == \
            ("dark", 14, "stop", "0123abcd")
     assert settings_file.take_notices() == [] and not ini.with_name("window.ini.bad").exists()
-    assert settings_file.check_window_file(ini) == "ok"
+    assert window_settings.check_window_file(ini) == "ok"
 
 
 def test_an_earlier_bad_copy_is_never_overwritten(ini: Path) -> None:

@@ -10,10 +10,11 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QScrollArea
 
-from app.core.presets import PresetStore
-from app.core.sampling import RANGES, SamplingParams
-from app.ui.sampling_panel import SamplingPanel, SamplingSettings
-from app.ui.sampling_rows import format_stops, parse_stops
+from app.core.chat.presets import PresetStore
+from app.core.chat.sampling import RANGES, SamplingParams
+from app.session.sampling import SamplingSettings
+from app.ui.chat.sampling_panel import SamplingPanel
+from app.ui.chat.sampling_rows import format_stops, parse_stops
 
 NUMERIC = {"temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
            "presence_penalty", "frequency_penalty", "mirostat_tau", "mirostat_eta", "max_tokens"}

@@ -3,7 +3,7 @@ KV cache type, with the memory that takes. Used by the Model tab and by the mode
 
 These are not sampling settings: they cannot change between two answers without loading the
 model again, so the panel says so and changes nothing until its button is pressed. The values
-are checked by app.core.library.ModelSettings; what is wrong is said under the fields.
+are checked by app.core.models.library.ModelSettings; what is wrong is said under the fields.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import memory
-from app.core.engine_types import LoadOptions, ModelInfo
-from app.core.gguf_info import GGUFHeader
-from app.core.library import LibraryError, ModelSettings, human_size
-from app.core.system import available_ram_bytes, default_threads
+from app.core.common.system import available_ram_bytes, default_threads
+from app.core.inference.types import LoadOptions, ModelInfo
+from app.core.models import memory
+from app.core.models.gguf_info import GGUFHeader
+from app.core.models.library import ModelSettings
+from app.core.models.library_files import LibraryError, human_size
 
 GPU_MODES = (("auto", "All layers"), ("cpu", "CPU only"), ("layers", "A number of layers"))
 _CPU_ONLY_TIP = ("This llama.cpp build runs on the CPU only: build it with CUDA, Metal or Vulkan "
@@ -140,21 +141,19 @@ class LoadSettingsPanel(QWidget):
                            flash_attn=self.flash_attn.isChecked(), use_mmap=self.mmap.isChecked(),
                            use_mlock=self.mlock.isChecked(), kv_cache_type=self.kv_type.currentData())
 
-    def set_header(self, header: GGUFHeader | None, gpu_offload: bool | None = None) -> None:
+    def set_header(self, header: GGUFHeader | None) -> None:
         """The model these settings are for: its memory estimate is shown beside them."""
         self._header = header
-        if gpu_offload is False:
+        self._update_state()
+
+    def set_gpu_offload(self, supported: bool) -> None:
+        """A llama.cpp build without a GPU backend: the GPU settings say so instead of failing."""
+        if not supported:
             for widget in (self.gpu_mode, self.gpu_layers):
                 widget.setEnabled(False)
                 widget.setToolTip(_CPU_ONLY_TIP)
-        self._update_state()
 
     def show_model(self, info: ModelInfo | None) -> None:
-        if info is not None:  # llama.cpp is loaded by now: asking it about GPUs costs nothing
-            from app.core import backends
-
-            if not backends.gpu_offload_supported():
-                self.set_header(self._header, gpu_offload=False)
         if info is None:
             self.model_label.setText("No model loaded")
         else:

@@ -2,7 +2,7 @@
 
 Kept in an ini file in the config folder (so LLAMADESK_HOME moves it too), through QSettings,
 which stores Qt's geometry and splitter blobs as they are. Every value read is checked
-(settings_file.window_value_problem): one that cannot be used falls back to its default, and the
+(window_settings.window_value_problem): one that cannot be used falls back to its default, and the
 file is first copied aside as window.ini.bad, with one notice for the window to show.
 """
 
@@ -14,8 +14,15 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from app import paths
-from app.core import settings_file
-from app.core.settings_file import TEXT_SIZES, THEMES, WINDOW_FILE, WINDOW_KEYS, WINDOW_LABELS
+from app.core.common import settings_file
+from app.core.common.window_settings import (
+    TEXT_SIZES,
+    THEMES,
+    WINDOW_FILE,
+    WINDOW_KEYS,
+    WINDOW_LABELS,
+    window_value_problem,
+)
 
 __all__ = ["TEXT_SIZES", "THEMES", "Preferences", "step_text_size"]
 
@@ -55,7 +62,7 @@ class Preferences:
     def _drop_bad_values(self) -> None:
         """Remove the values that cannot be used (after keeping a copy of the file) and say so once."""
         bad = [(key, problem) for key in WINDOW_KEYS if self._settings.contains(key)
-               for problem in [settings_file.window_value_problem(key, self._plain(key))] if problem]
+               for problem in [window_value_problem(key, self._plain(key))] if problem]
         if not bad:
             return
         reasons = "; ".join(f"{WINDOW_LABELS[key]}: {problem}" for key, problem in bad)
@@ -78,7 +85,7 @@ class Preferences:
         """The stored value if it can be used, else `default`."""
         if not self._settings.contains(key):
             return default
-        usable = settings_file.window_value_problem(key, self._plain(key)) is None
+        usable = window_value_problem(key, self._plain(key)) is None
         return self._settings.value(key) if usable else default
 
     def _set(self, key: str, value) -> None:
@@ -141,7 +148,7 @@ class Preferences:
     @property
     def overflow_policy(self) -> str:
         """One of OverflowPolicy's values; anything else (a hand edit, a newer version) is ignored."""
-        from app.core.context_window import OverflowPolicy
+        from app.core.chat.context_window import OverflowPolicy
 
         value = self._get("chat/overflow_policy", OverflowPolicy.DROP_OLDEST.value)
         return str(value) if value in set(OverflowPolicy) else OverflowPolicy.DROP_OLDEST.value

@@ -1,18 +1,17 @@
 """The download dialog: recommended models (shown offline too), Hugging Face search, a
 repository's GGUF files with a fits/tight/won't-fit estimate, and downloads that show every byte.
 
-Searching and listing run in Qt's thread pool; a download runs in a thread of its own
-(app.core.hub.download), which reports through queued signals and stops when its cancel event
-is set. A cancelled or dropped download keeps its .part file: downloading again resumes it.
+Searching and listing are flows (app/session/hub_search.py): a newer search cancels the older. A
+download is a DownloadTask (app/session/download_task.py): closing the dialog leaves it running and
+the dialog shows it again when reopened. A cancelled or dropped download keeps its .part file:
+downloading again resumes it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -31,11 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import hub
-from app.core.library import human_size
-from app.core.memory import FITS, TIGHT, TIGHT_FRACTION, WONT_FIT
-from app.core.system import available_ram_bytes
-from app.workers.background import run_in_background
+from app.core.common.system import available_ram_bytes
+from app.core.models import hub
+from app.core.models.hub import DownloadProgress, HubError
+from app.core.models.hub_search import RECOMMENDED, HubFile, HubModel, quantization
+from app.core.models.library_files import human_size
+from app.core.models.memory import FITS, TIGHT, TIGHT_FRACTION, WONT_FIT
+from app.session import hub_search
+from app.session.download_task import DownloadTask
+from app.session.tasks import Latest
 
 SEARCH_PAUSE_MS = 400
 SORTS = (("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "last_modified"))
@@ -51,36 +54,30 @@ def size_verdict(file_size: int, available: int | None) -> str:
 
 
 def _explain(error: Exception) -> str:
-    return error.message if isinstance(error, hub.DownloadError) else f"Something went wrong: {error}"
-
-
-class _DownloadRelay(QObject):
-    progress = Signal(object)  # DownloadProgress
-    done = Signal(str)  # the library path
-    failed = Signal(str, str)  # kind, message
+    return error.message if isinstance(error, HubError) else f"Something went wrong: {error}"
 
 
 class HubDialog(QDialog):
     downloaded = Signal(str)  # the path of a verified file now in the library
+    download_started = Signal(object)  # the DownloadTask: it outlives this dialog
 
-    def __init__(self, models_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, models_dir: Path, parent: QWidget | None = None,
+                 task: DownloadTask | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Download models")
         self.setObjectName("hubDialog")
         self.resize(900, 560)
         self.models_dir = models_dir
         self._repo = ""
-        self._files: list[hub.HubFile] = []
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
-        self._relay = _DownloadRelay(self)
-        self._relay.progress.connect(self._on_progress)
-        self._relay.done.connect(self._on_done)
-        self._relay.failed.connect(self._on_failed)
-        self._search_serial = 0
+        self._files: list[HubFile] = []
+        self.task: DownloadTask | None = None
+        self._search = Latest("hub search")
+        self._listing = Latest("hub files")
         self._available = available_ram_bytes()
         self._build()
         self._show_recommended()
+        if task is not None:
+            self.watch(task)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -170,40 +167,40 @@ class HubDialog(QDialog):
         header = QListWidgetItem("Recommended")
         header.setFlags(Qt.ItemFlag.NoItemFlags)
         self.results.addItem(header)
-        for model in hub.RECOMMENDED:
+        for model in RECOMMENDED:
             item = QListWidgetItem(f"{model.repo_id}\n{model.summary} · about {human_size(model.size)}")
             item.setData(Qt.ItemDataRole.UserRole, (model.repo_id, model.filename))
             item.setToolTip(f"{model.filename}\n{model.summary}")
             self.results.addItem(item)
 
     def search(self, query: str) -> None:
-        """Search the hub off the GUI thread; only the latest search's answer is shown."""
+        """Search the hub in a worker thread; a newer search cancels this one."""
         self._search_timer.stop()
         query = query.strip()
         if not query:
+            self._search.cancel()
             self._show_recommended()
             return
-        self._search_serial += 1
-        serial, sort = self._search_serial, self.sort.currentData()
         self.message.setText("Searching…")
+        self._search.start(self._find(query, self.sort.currentData(), self._token()))
 
-        def done(models: list[hub.HubModel]) -> None:
-            if serial != self._search_serial:
-                return
-            self.results.clear()
-            for model in models:
-                gated = "  · gated: needs a token" if model.gated else ""
-                item = QListWidgetItem(f"{model.repo_id}\n{model.downloads:,} downloads · "
-                                       f"{model.likes:,} likes{gated}")
-                item.setData(Qt.ItemDataRole.UserRole, (model.repo_id, ""))
-                self.results.addItem(item)
-            self.message.setText(f"{len(models)} repositories" if models else f"Nothing found for “{query}”.")
+    async def _find(self, query: str, sort: str, token: str | None) -> None:
+        try:
+            models = await hub_search.search_models(query, sort=sort, token=token)
+        except Exception as error:  # noqa: BLE001 - said in the dialog, whatever it is
+            self.message.setText(_explain(error))
+            return
+        self._show_found(query, models)
 
-        def failed(error: Exception) -> None:
-            if serial == self._search_serial:
-                self.message.setText(_explain(error))
-
-        run_in_background(lambda: hub.search_models(query, sort=sort, token=self._token()), done, failed)
+    def _show_found(self, query: str, models: list[HubModel]) -> None:
+        self.results.clear()
+        for model in models:
+            gated = "  · gated: needs a token" if model.gated else ""
+            item = QListWidgetItem(f"{model.repo_id}\n{model.downloads:,} downloads · "
+                                   f"{model.likes:,} likes{gated}")
+            item.setData(Qt.ItemDataRole.UserRole, (model.repo_id, ""))
+            self.results.addItem(item)
+        self.message.setText(f"{len(models)} repositories" if models else f"Nothing found for “{query}”.")
 
     def _on_result_chosen(self, item: QListWidgetItem | None, _previous=None) -> None:
         data = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
@@ -211,29 +208,27 @@ class HubDialog(QDialog):
             self.open_repo(data[0], select=data[1])
 
     def open_repo(self, repo_id: str, select: str = "") -> None:
-        """List a repository's GGUF files (off the GUI thread). A recommended file shows at once
+        """List a repository's GGUF files (in a worker thread). A recommended file shows at once
         (with its approximate size), so it can be downloaded even before the listing answers."""
         self._repo = repo_id
         self.repo_label.setText(f"<b>{repo_id}</b> — loading its files…")
-        known = [hub.HubFile(r.filename, r.size, None, hub.quantization(r.filename))
-                 for r in hub.RECOMMENDED if r.repo_id == repo_id and r.filename == select]
+        known = [HubFile(r.filename, r.size, None, quantization(r.filename))
+                 for r in RECOMMENDED if r.repo_id == repo_id and r.filename == select]
         self._show_files(known, select)
+        self._listing.start(self._list(repo_id, select, self._token()))
 
-        def done(files: list[hub.HubFile]) -> None:
-            if repo_id != self._repo:
-                return
-            self._show_files(files, select)
-            self.repo_label.setText(f"<b>{repo_id}</b> — {len(files)} GGUF files" if files else
-                                    f"<b>{repo_id}</b> has no GGUF files.")
+    async def _list(self, repo_id: str, select: str, token: str | None) -> None:
+        try:
+            files = await hub_search.list_gguf_files(repo_id, token=token)
+        except Exception as error:  # noqa: BLE001 - said in the dialog, whatever it is
+            self.repo_label.setText(f"<b>{repo_id}</b>")
+            self.message.setText(_explain(error))
+            return
+        self._show_files(files, select)
+        self.repo_label.setText(f"<b>{repo_id}</b> — {len(files)} GGUF files" if files else
+                                f"<b>{repo_id}</b> has no GGUF files.")
 
-        def failed(error: Exception) -> None:
-            if repo_id == self._repo:
-                self.repo_label.setText(f"<b>{repo_id}</b>")
-                self.message.setText(_explain(error))
-
-        run_in_background(lambda: hub.list_gguf_files(repo_id, token=self._token()), done, failed)
-
-    def _show_files(self, files: list[hub.HubFile], select: str) -> None:
+    def _show_files(self, files: list[HubFile], select: str) -> None:
         self._files = files
         self.files.setRowCount(len(files))
         for row, f in enumerate(files):
@@ -249,9 +244,9 @@ class HubDialog(QDialog):
 
     @property
     def downloading(self) -> bool:
-        return self._thread is not None
+        return self.task is not None and self.task.running
 
-    def _selected_file(self) -> hub.HubFile | None:
+    def _selected_file(self) -> HubFile | None:
         rows = self.files.selectionModel().selectedRows()
         return self._files[rows[0].row()] if rows and rows[0].row() < len(self._files) else None
 
@@ -265,60 +260,52 @@ class HubDialog(QDialog):
             self.start_download(self._repo, chosen.filename)
 
     def start_download(self, repo_id: str, filename: str) -> None:
+        """One download at a time; it goes on when the dialog is closed."""
         if self.downloading:
             return
-        self._cancel = threading.Event()
-        relay, cancel, token, dest = self._relay, self._cancel, self._token(), self.models_dir
+        task = DownloadTask(repo_id, filename, self.models_dir, token=self._token())
+        self.watch(task)
+        task.start()
+        self.download_started.emit(task)
 
-        def tell(signal, *args) -> None:
-            with contextlib.suppress(RuntimeError):  # the dialog is gone (the app is closing)
-                signal.emit(*args)
-
-        def work() -> None:
-            try:
-                path = hub.download(repo_id, filename, dest, token=token,
-                                    progress=lambda p: tell(relay.progress, p), cancel=cancel)
-            except hub.DownloadError as error:
-                tell(relay.failed, error.kind, error.message)
-            except Exception as error:  # noqa: BLE001 - the user must hear of any failure
-                tell(relay.failed, "http", f"The download failed: {error}")
-            else:
-                tell(relay.done, str(path))
-
-        self._thread = threading.Thread(target=work, name=f"download {filename}", daemon=True)
-        self.message.setText(f"Downloading {filename} from {repo_id}…")
+    def watch(self, task: DownloadTask) -> None:
+        """Show this download (started here, or earlier by a dialog now closed)."""
+        if self.task is not None:
+            for signal, slot in ((self.task.progress, self._on_progress), (self.task.finished, self._on_done),
+                                 (self.task.failed, self._on_failed)):
+                signal.disconnect(slot)
+        self.task = task
+        task.progress.connect(self._on_progress)
+        task.finished.connect(self._on_done)
+        task.failed.connect(self._on_failed)
+        self.message.setText(f"Downloading {task.filename} from {task.repo_id}…")
         self.progress.setValue(0)
         self.progress_label.setText("Starting…")
-        self._thread.start()
+        if task.last_progress is not None:
+            self._on_progress(task.last_progress)
         self._update_buttons()
 
     def cancel_download(self) -> None:
         """Stop within half a second; the partial file stays for a later resume."""
-        self._cancel.set()
+        if self.task is not None:
+            self.task.cancel()
 
-    def _on_progress(self, p: hub.DownloadProgress) -> None:
+    def _on_progress(self, p: DownloadProgress) -> None:
         if p.total:
             self.progress.setValue(int(1000 * p.done / p.total))
         left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
         self.progress_label.setText(f"{human_size(p.done)} of {human_size(p.total)} at "
                                     f"{human_size(int(p.bytes_per_s))}/s{left}")
 
-    def _finish_thread(self) -> None:
-        """The thread has said its last word (done or failed): it ends now."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._update_buttons()
-
     def _on_done(self, path: str) -> None:
-        self._finish_thread()
+        self._update_buttons()
         self.progress.setValue(1000)
         self.message.setText(f"Downloaded and verified: {Path(path).name} is in your library.")
         self.downloaded.emit(path)
 
     def _on_failed(self, kind: str, message: str) -> None:
-        self._finish_thread()
-        if kind == "cancelled":
+        self._update_buttons()
+        if kind == HubError.CANCELLED:
             message = "Paused: the part already downloaded is kept. Download again to resume."
         self.message.setText(message)
 
@@ -333,9 +320,3 @@ class HubDialog(QDialog):
             return
         self.message.setText("Token saved (readable by you only)." if self.token.text().strip()
                              else "Token removed.")
-
-    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
-        """Closing cancels a download without waiting for it (a stalled server must not freeze
-        the window); its thread reports and ends on its own, keeping the .part for a resume."""
-        self._cancel.set()
-        super().done(result)

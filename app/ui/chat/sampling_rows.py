@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.sampling import MAX_SEED, RANGES
+from app.core.chat.sampling import MAX_SEED, RANGES
 
 
 class RowSpec:

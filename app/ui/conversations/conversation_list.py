@@ -1,6 +1,7 @@
 """The column on the left: search box, "New chat", conversations grouped by date.
 
-It shows summaries and emits what the user asks for; the controller does the work.
+It observes the Conversations session (the list, search results) and calls its intents (rename,
+pin, duplicate, delete, search); choosing a conversation or a search hit is for the chat to open.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.store import MATCH_END, MATCH_START, ConversationSummary, SearchHit
+from app.core.conversations.search import MATCH_END, MATCH_START, SearchHit
+from app.session.conversations import Conversations, ConversationSummary
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -45,15 +47,12 @@ def date_group(timestamp: float, today: date | None = None) -> str:
 class ConversationList(QWidget):
     new_requested = Signal()
     selected = Signal(str)  # conversation id
-    renamed = Signal(str, str)  # id, new title
-    delete_requested = Signal(str)
-    duplicate_requested = Signal(str)
-    pin_requested = Signal(str, bool)
-    search_requested = Signal(str)  # the query, after the user paused typing
     result_chosen = Signal(str, object)  # conversation id, message id or None
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, conversations: Conversations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.conversations = conversations
+        self._current_id: str | None = None  # the conversation the chat shows
         self.search_box = QLineEdit()
         self.search_box.setObjectName("searchBox")
         self.search_box.setPlaceholderText("Search all chats (Ctrl+K)")
@@ -78,7 +77,7 @@ class ConversationList(QWidget):
         layout.addWidget(self.new_button)
         layout.addWidget(self.stack)
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
-        self._search_timer.timeout.connect(lambda: self.search_requested.emit(self.query()))
+        self._search_timer.timeout.connect(lambda: conversations.search(self.query()))
         self.search_box.textChanged.connect(self._on_query_changed)
         self.new_button.clicked.connect(self.new_requested)
         self.list.currentItemChanged.connect(self._on_current_changed)
@@ -88,14 +87,21 @@ class ConversationList(QWidget):
         self.results.itemClicked.connect(self._on_result_chosen)
         self.list.delete_pressed.connect(self._delete_current)
         self._summaries: dict[str, ConversationSummary] = {}
+        conversations.changed.connect(self.refresh)
+        conversations.search_finished.connect(self.show_results)
+        self.refresh()
 
     def query(self) -> str:
         return self.search_box.text().strip()
 
     # -- the list ---------------------------------------------------------------------------------
 
+    def refresh(self) -> None:
+        self.set_conversations(self.conversations.summaries, self._current_id)
+
     def set_conversations(self, summaries: list[ConversationSummary], current_id: str | None) -> None:
         self._summaries = {s.id: s for s in summaries}
+        self._current_id = current_id
         self.list.blockSignals(True)
         self.list.clear()
         group = None
@@ -121,6 +127,7 @@ class ConversationList(QWidget):
 
     def select(self, conversation_id: str) -> None:
         """Mark the conversation shown, without rebuilding the list (or emitting `selected`)."""
+        self._current_id = conversation_id
         self.list.blockSignals(True)
         self.list.setCurrentItem(self.item_for(conversation_id))
         self.list.blockSignals(False)
@@ -154,12 +161,12 @@ class ConversationList(QWidget):
         elif title != summary.title:
             # Later: the item view is still inside its edit; rebuilding the list now would
             # delete the item under it.
-            QTimer.singleShot(0, lambda: self.renamed.emit(conversation_id, title))
+            QTimer.singleShot(0, lambda: self.conversations.rename(conversation_id, title))
 
     def _delete_current(self) -> None:
         item = self.list.currentItem()
         if item is not None and item.data(ID_ROLE):
-            self.delete_requested.emit(item.data(ID_ROLE))
+            self.conversations.delete(item.data(ID_ROLE))
 
     def _context_menu(self, position) -> None:
         item = self.list.itemAt(position)
@@ -169,11 +176,11 @@ class ConversationList(QWidget):
         pinned = self._summaries[conversation_id].pinned
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.editItem(item))
-        menu.addAction("Unpin" if pinned else "Pin", lambda: self.pin_requested.emit(conversation_id,
-                                                                                      not pinned))
-        menu.addAction("Duplicate", lambda: self.duplicate_requested.emit(conversation_id))
+        menu.addAction("Unpin" if pinned else "Pin",
+                       lambda: self.conversations.set_pinned(conversation_id, not pinned))
+        menu.addAction("Duplicate", lambda: self.conversations.duplicate(conversation_id))
         menu.addSeparator()
-        menu.addAction("Delete", lambda: self.delete_requested.emit(conversation_id))
+        menu.addAction("Delete", lambda: self.conversations.delete(conversation_id))
         menu.exec(self.list.viewport().mapToGlobal(position))
 
     # -- search -------------------------------------------------------------------------------------

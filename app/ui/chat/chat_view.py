@@ -26,8 +26,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QTextBrowser, QToolButton
 
-from app.core.conversation import Conversation, Message
-from app.ui.theme import LIGHT, Colors
+from app.core.conversations.conversation import Conversation, Message
+from app.ui.shell.theme import LIGHT, Colors
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
 RECENT = 200  # messages drawn when a conversation opens; each click on "earlier" adds as many
@@ -119,6 +119,22 @@ class ChatView(QTextBrowser):
         button.move(viewport.x() + viewport.width() - button.width() - 12,
                     viewport.y() + viewport.height() - button.height() - 12)
 
+    def follow(self, chat) -> None:
+        """Draw what a ChatSession says happened; the session never calls the view."""
+        chat.redrawn.connect(self._redraw)
+        chat.scrolled_to.connect(self.scroll_to_message)
+        chat.message_started.connect(self._start_message)
+        chat.text_appended.connect(self.append_text)
+        chat.message_finished.connect(self.end_message)
+        chat.notice_inserted.connect(self.insert_notice_before)
+
+    def _redraw(self, conversation: Conversation, open_last: bool) -> None:
+        self.show_conversation(conversation, open_last=open_last)
+
+    def _start_message(self, conversation: Conversation, role: str, message_id: str) -> None:
+        self.set_conversation(conversation)
+        self.begin_message(role, message_id)
+
     # -- whole conversations ----------------------------------------------------------------------
 
     def show_conversation(self, conversation: Conversation, shown: int = RECENT,
@@ -165,7 +181,7 @@ class ChatView(QTextBrowser):
             QDesktopServices.openUrl(url)
 
     def _insert_markdown(self, cursor: QTextCursor, message: Message) -> None:
-        from app.core.markdown_render import render_markdown  # markdown-it + Pygments: not at start
+        from app.core.chat.markdown_render import render_markdown  # markdown-it + Pygments: not at start
 
         if message.text:
             cursor.insertHtml(render_markdown(message.text, message.id, self._colors.dark).html)
@@ -173,7 +189,7 @@ class ChatView(QTextBrowser):
 
     def code_block(self, message_id: str, index: int) -> str:
         """The source of a message's index-th code block, as its Copy link promises."""
-        from app.core.markdown_render import render_markdown
+        from app.core.chat.markdown_render import render_markdown
 
         message = self._conversation.find(message_id) if self._conversation else None
         blocks = render_markdown(message.text, message_id).code_blocks if message else ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from app.core.context_window import POLICY_LABELS, OverflowPolicy
+from app.core.chat.context_window import POLICY_LABELS, OverflowPolicy
 
 TIGHT = 0.85  # from this share of the context on, the meter warns
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.system_prompts import SystemPromptError, SystemPromptStore
+from app.core.chat.system_prompts import SystemPromptError, SystemPromptStore
 
 PAUSE_MS = 600
 _PICK = "Insert a saved prompt…"

@@ -1,8 +1,9 @@
 """The model manager: the library as a table, the chosen model's load settings and memory, and
 the commands: load, unload, set as default, import, delete, add a folder, download.
 
-Scanning and importing run off the GUI thread (a folder of large models takes a moment); the
-window only shows and asks. Files are never deleted outside the library's own folder.
+Scanning, importing and deleting are flows of the library session (app/session/model_library.py):
+the window only shows and asks, and a newer scan cancels the older. Files are never deleted outside
+the library's own folder.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.library import LibraryError, ModelEntry, ModelLibrary, ModelSettings, human_size
-from app.ui.load_settings_panel import LoadSettingsPanel
-from app.workers.background import run_in_background
+from app.core.inference.types import LoadOptions
+from app.core.models.library import ModelSettings
+from app.core.models.library_files import LibraryError, ModelEntry, human_size
+from app.session.model_library import LibrarySession
+from app.session.tasks import Latest, start
+from app.ui.models.load_settings_panel import LoadSettingsPanel
 
 COLUMNS = ("Name", "Architecture", "Parameters", "Quantisation", "Size", "Context", "Status")
 
@@ -48,17 +52,18 @@ class ModelsWindow(QDialog):
     unload_then_delete = Signal(str)  # the loaded model is to be deleted: unload it, then delete_path
     download_requested = Signal()
 
-    def __init__(self, library: ModelLibrary, parent: QWidget | None = None) -> None:
+    def __init__(self, library: LibrarySession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelsWindow")
         self.resize(1000, 560)
         self.setAcceptDrops(True)
         self.library = library
+        self.choices = library.library  # folders, default model, load settings: a small JSON file
         self.entries: list[ModelEntry] = []
         self._current: str | None = None
         self._current_note = ""
-        self._scan_serial = 0
+        self._scan = Latest("models scan")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("modelsTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -82,7 +87,9 @@ class ModelsWindow(QDialog):
         self.link_instead = QCheckBox("Link instead of copying")
         self.link_instead.setToolTip("Import leaves the file where it is and links to it from the library.")
         self._build()
+        library.changed.connect(self.refresh)
         self.refresh()
+        start(self._show_build(), "llama.cpp build")
 
     def _build(self) -> None:
         row = QHBoxLayout()
@@ -120,27 +127,29 @@ class ModelsWindow(QDialog):
     # -- the table ----------------------------------------------------------------------------
 
     def refresh(self, select: str | None = None, message: str = "") -> None:
-        """Scan the library off the GUI thread, then show it (with `message`, if given)."""
-        self._scan_serial += 1
-        serial = self._scan_serial
+        """Scan the library in a worker thread, then show it (with `message`, if given)."""
         select = select or (str(e.path) if (e := self.selected()) else None)
         self.message.setText("Looking for models…")
+        self._scan.start(self._rescan(select, message))
 
-        def shown(entries: list[ModelEntry]) -> None:
-            if serial == self._scan_serial:
-                self._show(entries, select)
-                if message:
-                    self.message.setText(message)
+    async def _rescan(self, select: str | None, message: str) -> None:
+        try:
+            entries = await self.library.scan()
+        except Exception as error:  # noqa: BLE001 - said in the window, whatever it is
+            self.message.setText(f"Scan failed: {error}")
+            return
+        self._show(entries, select)
+        if message:
+            self.message.setText(message)
 
-        def failed(error: Exception) -> None:
-            if serial == self._scan_serial:
-                self.message.setText(f"Scan failed: {error}")
-
-        run_in_background(self.library.scan, shown, failed)
+    async def _show_build(self) -> None:
+        build = await self.library.build()
+        self.backends.setText(build.description)
+        self.settings.set_gpu_offload(build.gpu_offload)
 
     def _show(self, entries: list[ModelEntry], select: str | None) -> None:
         self.entries = entries
-        default = self.library.default_model()
+        default = self.choices.default_model()
         self.table.setRowCount(len(entries))
         for row, entry in enumerate(entries):
             header = entry.header
@@ -188,9 +197,6 @@ class ModelsWindow(QDialog):
         if self.entries:
             self._show(self.entries, str(e.path) if (e := self.selected()) else None)
 
-    def set_backends(self, text: str) -> None:
-        self.backends.setText(text)
-
     def _on_selection(self) -> None:
         entry = self.selected()
         usable = entry is not None and not entry.broken
@@ -201,11 +207,11 @@ class ModelsWindow(QDialog):
         if entry is None:
             return
         self.settings.model_label.setText(f"<b>{entry.name}</b><br>{entry.error or entry.path}")
-        self.settings.set_options(self.library.settings_for(entry.path).load_options())
+        self.settings.set_options(self.choices.settings_for(entry.path).load_options())
         self.settings.set_header(entry.header)
 
     def _in_library(self, entry: ModelEntry) -> bool:
-        folder, parent = self.library.models_folder.resolve(), Path(entry.path).parent.resolve()
+        folder, parent = self.choices.models_folder.resolve(), Path(entry.path).parent.resolve()
         return parent == folder or folder in parent.parents
 
     # -- commands ------------------------------------------------------------------------------
@@ -213,15 +219,15 @@ class ModelsWindow(QDialog):
     def _load(self) -> None:
         entry = self.selected()
         if entry is not None and not entry.broken:
-            self.load_requested.emit(str(entry.path), self.library.settings_for(entry.path))
+            self.load_requested.emit(str(entry.path), self.choices.settings_for(entry.path))
 
-    def _save_settings(self, options) -> None:
+    def _save_settings(self, options: LoadOptions) -> None:
         entry = self.selected()
         if entry is None:
             return
         try:
             settings = ModelSettings(**asdict(options))
-            self.library.set_settings(entry.path, settings)
+            self.choices.set_settings(entry.path, settings)
         except LibraryError as error:
             self.message.setText(error.message)
             return
@@ -233,7 +239,7 @@ class ModelsWindow(QDialog):
     def _set_default(self) -> None:
         entry = self.selected()
         if entry is not None:
-            self.library.set_default_model(None if entry.builtin else entry.path)
+            self.choices.set_default_model(None if entry.builtin else entry.path)
             self.message.setText(f"{entry.name} loads when Llamadesk starts.")
             self._show(self.entries, str(entry.path))
 
@@ -243,25 +249,20 @@ class ModelsWindow(QDialog):
             self.import_files(files)
 
     def import_files(self, files: list[str]) -> None:
-        """Copy (or link) files into the library off the GUI thread; each failure says why."""
-        link = self.link_instead.isChecked()
+        """Copy (or link) files into the library in a worker thread; each failure says why."""
         self.message.setText(f"Importing {len(files)} file(s)…")
+        start(self._import(files, self.link_instead.isChecked()), "models import")
 
-        def work() -> tuple[list[Path], list[str]]:
-            done, problems = [], []
-            for f in files:
-                try:
-                    done.append(self.library.import_model(f, link=link))
-                except LibraryError as error:
-                    problems.append(error.message)
-            return done, problems
-
-        def finished(result: tuple[list[Path], list[str]]) -> None:
-            done, problems = result
-            text = f"Imported {', '.join(p.name for p in done)}." if done else ""
-            self.refresh(select=str(done[0]) if done else None, message=" ".join([text, *problems]).strip())
-
-        run_in_background(work, finished, lambda error: self.message.setText(f"Import failed: {error}"))
+    async def _import(self, files: list[str], link: bool) -> None:
+        try:
+            result = await self.library.import_files(files, link=link)
+        except Exception as error:  # noqa: BLE001 - said in the window, whatever it is
+            self.message.setText(f"Import failed: {error}")
+            return
+        done = result.imported
+        text = f"Imported {', '.join(p.name for p in done)}." if done else ""
+        message = " ".join([text, *result.problems]).strip()
+        self.refresh(select=str(done[0]) if done else None, message=message)
 
     def _delete(self) -> None:
         entry = self.selected()
@@ -278,8 +279,12 @@ class ModelsWindow(QDialog):
             self.delete_path(str(entry.path))
 
     def delete_path(self, path: str) -> None:
+        """Delete the model's files in a worker thread (the library then rescans)."""
+        start(self._delete_path(path), "model delete")
+
+    async def _delete_path(self, path: str) -> None:
         try:
-            self.library.delete_model(path)
+            await self.library.delete(path)
         except LibraryError as error:
             self.message.setText(error.message)
             return
@@ -292,7 +297,7 @@ class ModelsWindow(QDialog):
 
     def add_folder(self, folder: str) -> None:
         try:
-            self.library.add_folder(folder)
+            self.choices.add_folder(folder)
         except LibraryError as error:
             self.message.setText(error.message)
             return

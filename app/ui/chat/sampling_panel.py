@@ -28,35 +28,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.presets import Preset, PresetError, PresetStore
-from app.core.sampling import MAX_STOP_LENGTH, MAX_STOPS, RANGES, SamplingParams
-from app.ui.sampling_rows import MIROSTAT_LABELS, SECTIONS, SeedRow, SliderRow, format_stops, parse_stops
+from app.core.chat.presets import Preset, PresetError, PresetStore
+from app.core.chat.sampling import MAX_STOP_LENGTH, MAX_STOPS, RANGES, SamplingParams
+from app.session.sampling import SamplingSettings
+from app.ui.chat.sampling_rows import MIROSTAT_LABELS, SECTIONS, SeedRow, SliderRow, format_stops, parse_stops
 
 _ERROR_STYLE = "color: #b3261e;"
 _INFO_STYLE = "color: #5f6368;"
 _JSON_FILTER = "Sampling presets (*.json);;All files (*)"
-
-
-class SamplingSettings(QObject):
-    """An observable SamplingParams."""
-
-    changed = Signal(object)  # SamplingParams
-
-    def __init__(self, params: SamplingParams = SamplingParams(), parent=None) -> None:
-        super().__init__(parent)
-        self._params = params
-
-    @property
-    def params(self) -> SamplingParams:
-        return self._params
-
-    def set_params(self, params: SamplingParams) -> None:
-        if params != self._params:
-            self._params = params
-            self.changed.emit(params)
-
-    def update(self, **changes: object) -> None:
-        self.set_params(self._params.replace(**changes))
 
 
 def _hint() -> QLabel:

@@ -1,0 +1,148 @@
+"""The chat column: the conversation, the composer with its Send/Stop button, the context meter.
+
+It observes a ChatSession and sends it intents: what the user typed, the actions under each
+message (copy, edit, versions, delete, regenerate, continue), Stop. Editing a question happens in
+the composer: Enter resends it as a new version, Esc cancels.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from app.core.chat.context_window import answer_reserve
+from app.session.chat_session import ChatSession
+from app.ui.chat.chat_view import ChatView
+from app.ui.chat.composer import Composer
+from app.ui.chat.context_meter import ContextMeter
+
+COUNT_PAUSE_MS = 250  # the context meter counts the draft once typing pauses this long
+
+
+class ChatPanel(QWidget):
+    info = Signal(str)  # a short note for the status bar ("Copied to the clipboard", …)
+    sending = Signal()  # the user sent something: an old error banner may go
+
+    def __init__(self, chat: ChatSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.chat = chat
+        self.view = ChatView()
+        self.composer = Composer()
+        self.context_meter = ContextMeter()
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendButton")
+        self.editing: str | None = None  # the message being edited in the composer
+        self.count_timer = QTimer(self, singleShot=True, interval=COUNT_PAUSE_MS)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.view, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.composer, 1)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        column.addLayout(row)
+        column.addWidget(self.context_meter)
+        self.view.follow(chat)
+        self.composer.submitted.connect(self._send)
+        self.send_button.clicked.connect(self._send_or_stop)
+        self.view.action_requested.connect(self._on_message_action)
+        self.view.link_opened.connect(lambda url: self.info.emit(f"Opened {url} in the browser"))
+        chat.generating_changed.connect(self._on_generating_changed)
+        chat.context_used.connect(self._show_context)
+        chat.draft_returned.connect(self._return_draft)
+        chat.conversation_shown.connect(self.count_timer.start)
+        self.composer.textChanged.connect(self.count_timer.start)
+        self.count_timer.timeout.connect(lambda: chat.count_context(self.composer.toPlainText()))
+        self.context_meter.policy_changed.connect(self._on_policy_changed)
+
+    def _send(self, text: str) -> None:
+        self.sending.emit()
+        sent = self.chat.edit(self.editing, text) if self.editing else self.chat.send(text)
+        if sent:
+            self.composer.clear()
+            self._stop_editing()
+
+    def _send_or_stop(self) -> None:
+        if self.chat.generating:
+            self.chat.stop()
+        else:
+            self.composer.submit()
+
+    def escape(self) -> None:
+        """Esc: stop an answer, or cancel an edit."""
+        if self.chat.generating:
+            self.chat.stop()
+        elif self.editing is not None:
+            self.composer.clear()
+            self._stop_editing()
+
+    def _stop_editing(self) -> None:
+        if self.editing is not None:
+            self.editing = None
+            self.info.emit("Ready")
+
+    def _on_message_action(self, action: str, message_id: str) -> None:
+        handler = getattr(self, "_" + action.replace("-", "_"), None)
+        if handler is not None:
+            handler(message_id)
+
+    def _copy(self, message_id: str) -> None:
+        QApplication.clipboard().setText(self.chat.message_text(message_id))
+        self.info.emit("Copied to the clipboard (Markdown)")
+
+    def _copy_plain(self, message_id: str) -> None:
+        from app.core.chat.markdown_render import plain_text  # markdown-it: not at start
+
+        QApplication.clipboard().setText(plain_text(self.chat.message_text(message_id)))
+        self.info.emit("Copied to the clipboard (plain text)")
+
+    def _copy_code(self, target: str) -> None:
+        message_id, _, index = target.rpartition(":")
+        QApplication.clipboard().setText(self.view.code_block(message_id, int(index)))
+        self.info.emit("Code copied to the clipboard")
+
+    def _edit(self, message_id: str) -> None:
+        self.editing = message_id
+        self.composer.setPlainText(self.chat.message_text(message_id))
+        self.composer.setFocus()
+        self.info.emit("Editing a message: Enter resends it as a new version, Esc cancels")
+
+    def _previous(self, message_id: str) -> None:
+        self.chat.show_version(message_id, -1)
+
+    def _next(self, message_id: str) -> None:
+        self.chat.show_version(message_id, 1)
+
+    def _delete(self, message_id: str) -> None:
+        self.chat.delete_message(message_id)
+
+    def _regenerate(self, message_id: str) -> None:
+        self.chat.regenerate(message_id)
+
+    def _continue(self, message_id: str) -> None:
+        self.chat.continue_answer(message_id)
+
+    def copy_last_answer(self) -> None:
+        answers = [m for m in self.chat.conversation.thread() if m.role == "assistant"]
+        if not answers or not answers[-1].text:
+            self.info.emit("There is no answer to copy yet")
+            return
+        QApplication.clipboard().setText(answers[-1].text)
+        self.info.emit("Copied the last answer to the clipboard")
+
+    def _on_generating_changed(self, generating: bool) -> None:
+        self.send_button.setText("Stop" if generating else "Send")
+        self.send_button.setToolTip("Stop the answer (Esc)" if generating else "Send (Enter)")
+
+    def _show_context(self, used: int, n_ctx: int) -> None:
+        """While typing, the room kept for the answer counts too: that is when a chat gets cut."""
+        reserve = 0 if self.chat.generating else answer_reserve(n_ctx, self.chat.sampling.params.max_tokens)
+        self.context_meter.show_usage(used, n_ctx, reserve)
+
+    def _return_draft(self, text: str) -> None:
+        """A refused message comes back to the composer, before anything typed since."""
+        typed = self.composer.toPlainText().strip()
+        self.composer.setPlainText(f"{text}\n\n{typed}" if typed else text)
+
+    def _on_policy_changed(self, policy: str) -> None:
+        self.chat.overflow_policy = policy
+        self.count_timer.start()  # the meter's words depend on the policy
