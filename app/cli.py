@@ -16,9 +16,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.errors import UserFacingError
-from app.core.store import ConversationStore, StoreError, default_store_path
-from app.core.transcript_json import CONTROL_CHARACTERS, FORMATS, TranscriptError
+from app.core.common.errors import UserFacingError
+from app.core.conversations.store import ConversationStore, StoreError, default_store_path
+from app.core.conversations.transcript_json import CONTROL_CHARACTERS, FORMATS, TranscriptError
 
 CLI_BUSY_TIMEOUT_MS = 5000  # a terminal user can wait longer than a window
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     finally:  # a settings file found damaged and set aside: said once, after the command's output
-        from app.core import settings_file
+        from app.core.common import settings_file
 
         for notice in settings_file.take_notices():
             print(notice, file=sys.stderr)
@@ -114,31 +114,30 @@ def list_conversations(store: ConversationStore) -> int:
 
 
 def export(store: ConversationStore, args: argparse.Namespace) -> int:
-    summaries = store.list_conversations()
-    if args.all:
-        ids = [s.id for s in summaries]
-    else:
-        exact = [s.id for s in summaries if s.id == args.conversation]
-        matches = exact or [s.id for s in summaries if s.id.startswith(args.conversation)]
-        if len(matches) != 1 or not args.conversation:
-            what = "no conversation" if not matches else f"{len(matches)} conversations"
-            raise CommandError(f"The id {args.conversation!r} matches {what}: "
-                               "see `python -m app conversations list`.")
-        ids = matches
-    conversations = [store.load(i) for i in ids]
-    from app.core import transcripts  # Pygments: only for the commands that need it
+    from app.core.conversations import transfer
 
-    for path in transcripts.export_to_path(conversations, args.format, args.out, folder=args.all):
+    ids = None if args.all else [_conversation_id(store, args.conversation)]
+    for path in transfer.export_conversations(store, args.format, args.out, ids):
         print(path)
     return 0
 
 
-def import_file(store: ConversationStore, path: Path) -> int:
-    from app.core.transcript_json import read_json_file
+def _conversation_id(store: ConversationStore, given: str) -> str:
+    """The id the user means: an exact id, or the one id that starts with what they typed."""
+    summaries = store.list_conversations()
+    exact = [s.id for s in summaries if s.id == given]
+    matches = exact or [s.id for s in summaries if s.id.startswith(given)]
+    if len(matches) != 1 or not given:
+        what = "no conversation" if not matches else f"{len(matches)} conversations"
+        raise CommandError(f"The id {given!r} matches {what}: see `python -m app conversations list`.")
+    return matches[0]
 
-    conversations = read_json_file(path)  # validates everything before writing anything
-    for conversation_id in store.insert_conversations(conversations):
-        print(f"imported\t{_printable(conversation_id)}\t{_one_line(store.load(conversation_id).title)}")
+
+def import_file(store: ConversationStore, path: Path) -> int:
+    from app.core.conversations import transfer
+
+    for added in transfer.import_file(store, path):  # validates everything before writing anything
+        print(f"imported\t{_printable(added.id)}\t{_one_line(added.title)}")
     return 0
 
 
@@ -161,7 +160,8 @@ def list_models() -> int:
     """One line each, tab-separated: name, architecture, quantisation, size, trained context,
     path. A broken model shows `broken: REASON` in place of its architecture and `-` for what
     its header would have told."""
-    from app.core.library import ModelLibrary, human_size
+    from app.core.models.library import ModelLibrary
+    from app.core.models.library_files import human_size
 
     for entry in ModelLibrary().scan():
         if entry.header is None:
@@ -177,9 +177,9 @@ def list_models() -> int:
 def model_info(path: Path) -> int:
     """The header's facts and the memory estimate for the default load (context min(trained,
     4096), CPU only), with the verdict against the RAM available now, as one JSON object."""
-    from app.core import memory
-    from app.core.gguf_info import read_model
-    from app.core.system import available_ram_bytes
+    from app.core.common.system import available_ram_bytes
+    from app.core.models import memory
+    from app.core.models.gguf_info import read_model
 
     try:
         header = read_model(path)
@@ -218,8 +218,8 @@ def _why(error: BaseException) -> str:
 def download_model(repo_id: str, filename: str, token: str | None) -> int:
     """Progress on stderr as one updating line; the library path of the file on stdout."""
     from app import paths
-    from app.core import hub
-    from app.core.library import human_size
+    from app.core.models import hub
+    from app.core.models.library_files import human_size
 
     last = 0.0
 

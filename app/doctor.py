@@ -33,7 +33,7 @@ class Check:
 
 def run(recover: bool = False) -> int:
     from app import paths
-    from app.core.store import default_store_path
+    from app.core.conversations.store import default_store_path
 
     problems = 0
     for check in [*database_checks(default_store_path(), recover), *kv_checks(paths.cache_dir() / "kv"),
@@ -60,8 +60,8 @@ def database_checks(path: Path, recover: bool = False) -> Iterator[Check]:
         yield Check(False, "database", f"{path} is damaged: {damage}. Close Llamadesk, then run "
                     "`python -m app doctor --recover`")
         return
-    from app.core.store_recovery import StoreError
-    from app.core.store_recovery import recover as recover_database
+    from app.core.conversations.recovery import StoreError
+    from app.core.conversations.recovery import recover as recover_database
 
     try:
         report = recover_database(path)
@@ -90,7 +90,7 @@ def database_damage(path: Path) -> str | None:
         return str(error)
     if findings != ["ok"]:
         return "; ".join(findings)
-    from app.core.store_recovery import kind_of
+    from app.core.conversations.recovery import kind_of
 
     fts_tables = [t for t in ("messages_fts", "titles_fts") if t in tables]
     if not fts_tables:
@@ -115,7 +115,7 @@ def database_damage(path: Path) -> str | None:
 
 
 def schema_check(path: Path) -> Check:
-    from app.core.store import SCHEMA_VERSION
+    from app.core.conversations.store import SCHEMA_VERSION
 
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -139,7 +139,7 @@ def schema_check(path: Path) -> Check:
 def kv_checks(folder: Path) -> Iterator[Check]:
     """Every snapshot read whole; a damaged one is deleted (KVCacheStore.check)."""
     try:
-        from app.core.kv_cache import KVCacheStore
+        from app.core.inference.local.kv_cache import KVCacheStore
     except ImportError as error:  # no llama.cpp here: the snapshots cannot be used anyway
         yield Check(False, "kv snapshots", f"not checked: {error}")
         return
@@ -153,7 +153,7 @@ def kv_checks(folder: Path) -> Iterator[Check]:
 
 def settings_checks(config_dir: Path) -> Iterator[Check]:
     try:
-        from app.core.settings_file import check_all
+        from app.core.common.settings_file import check_all
     except ImportError:
         return
     for name, verdict in check_all(config_dir):

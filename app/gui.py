@@ -75,7 +75,7 @@ def _open_store(self_test: bool):
     to abort the app). A damaged database gets a dialog that offers to recover it. None: the
     app quits (status 1) after saying why."""
     import app
-    from app.core.store import ConversationStore, StoreError, default_store_path
+    from app.core.conversations.store import ConversationStore, StoreError, default_store_path
 
     path = default_store_path()
     offered = False
@@ -108,7 +108,7 @@ def _offer_recovery(path, error) -> bool:
     from PySide6.QtWidgets import QMessageBox
 
     import app
-    from app.core.store_recovery import RECOVER_COMMAND, recover
+    from app.core.conversations.recovery import RECOVER_COMMAND, recover
 
     box = QMessageBox(QMessageBox.Icon.Critical, app.APP_NAME, "The conversation database is damaged.")
     box.setInformativeText(
@@ -314,7 +314,7 @@ def _run(model: str | None, self_test: bool, timeout_s: float, closing: _CloseOn
         loop.run_until_complete(closed.wait())
     if instance is not None:
         instance.close()
-    from app.workers.background import wait_for_background_tasks
+    from app.session.tasks import wait_for_background_tasks
 
-    wait_for_background_tasks()  # a task started while closing finishes before Qt's objects go
+    wait_for_background_tasks()  # a call started while closing finishes before Qt's objects go
     return 0

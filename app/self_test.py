@@ -43,8 +43,7 @@ class _FirstEmission:
 class SelfTest:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
-        c = window.controller
-        self._load = _FirstEmission(loaded=c.model_loaded, error=c.error)
+        self._load = _FirstEmission(loaded=window.model_session.loaded, error=window.model_session.failed)
 
     async def run(self, timeout_s: float) -> int:
         try:
@@ -56,7 +55,7 @@ class SelfTest:
         return 0
 
     async def _run(self, timeout_s: float) -> dict:
-        window, c = self.window, self.window.controller
+        window, c = self.window, self.window.chat
         event, args = await self._load.wait(timeout_s)
         if event == "error":
             raise SelfTestError(f"the model did not load: {args[0]}")

@@ -60,7 +60,7 @@ import json, sys, time
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 import app.__main__
-from app.core.sampling import SamplingParams
+from app.core.chat.sampling import SamplingParams
 from app.ui import main_window
 
 made = main_window.MainWindow.__init__
@@ -81,11 +81,11 @@ def init(self, *args, **kwargs):
         if not state["asked"]:
             state["asked"] = 1
             self.sampling.set_params(SamplingParams(temperature=0.0, seed=1, max_tokens=2000))
-            print(json.dumps({"engine": self.controller.client.worker.process.pid}), flush=True)
+            print(json.dumps({"engine": self.backend.client.worker.process.pid}), flush=True)
             self.composer.setPlainText(sys.argv[1])
             QTest.keyClick(self.composer, Qt.Key.Key_Return)
     self.chat_view.append_text, self.chat_view.begin_message = append_text, begin_message
-    self.controller.model_loaded.connect(ask)
+    self.model_session.loaded.connect(ask)
 
 if __name__ == "__main__":  # not in the engine's process, which multiprocessing spawns
     main_window.MainWindow.__init__ = init
@@ -156,7 +156,7 @@ def read_lines(process: subprocess.Popen, lines: list[dict]) -> None:
 # -- 1. SIGKILL of the whole app mid-answer -------------------------------------------------------------
 
 def app_kills(row: Row, model: Path, rng: random.Random, tries: int, home: Path) -> None:
-    from app.core.store import default_store_path
+    from app.core.conversations.store import default_store_path
 
     database, before, in_flight = default_store_path(), {}, []
     for i in range(tries):
@@ -253,8 +253,8 @@ def models_info(row: Row, home: Path, files: list[tuple[str, Path, bool]]) -> No
 # -- 5. bad imports --------------------------------------------------------------------------------------
 
 def transcript(rng: random.Random) -> str:
-    from app.core import transcripts
-    from app.core.conversation import Conversation
+    from app.core.conversations import transcripts
+    from app.core.conversations.conversation import Conversation
 
     conversations = []
     for c in range(3):
@@ -288,7 +288,7 @@ def changed(doc: dict, at: tuple, value) -> bytes:
 
 def import_cases(work: Path, rng: random.Random, count: int) -> list[tuple[str, Path, bool]]:
     """(what, file, may be valid): fixed hostile cases, then random mutations of a good export."""
-    from app.core.transcript_json import MAX_TEXT
+    from app.core.conversations.transcript_json import MAX_TEXT
 
     text = transcript(rng)
     doc, raw = json.loads(text), text.encode()
@@ -365,8 +365,8 @@ def dump(database: Path) -> list[str]:
 
 
 def bad_imports(row: Row, home: Path, rng: random.Random, count: int) -> None:
-    from app.core.store import ConversationStore, default_store_path
-    from app.core.transcript_json import from_json
+    from app.core.conversations.store import ConversationStore, default_store_path
+    from app.core.conversations.transcript_json import from_json
 
     database = default_store_path()
     store = ConversationStore(database)
@@ -399,8 +399,8 @@ def bad_imports(row: Row, home: Path, rng: random.Random, count: int) -> None:
 # -- 7. damaged database pages -----------------------------------------------------------------------------
 
 def damaged_pages(row: Row, rng: random.Random, tries: int, work: Path) -> None:
-    from app.core.conversation import Conversation
-    from app.core.store import ConversationStore
+    from app.core.conversations.conversation import Conversation
+    from app.core.conversations.store import ConversationStore
 
     on_damaged = []
     for i in range(tries):
@@ -528,7 +528,7 @@ def main() -> int:
     import robustness_cases as cases
     from PySide6.QtWidgets import QApplication
 
-    from app.core.library import default_model_path
+    from app.core.models.library_files import default_model_path
 
     model = Path(args.model or default_model_path())
     qt_app = QApplication.instance() or QApplication([])  # noqa: F841 - the windows need it

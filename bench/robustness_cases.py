@@ -59,7 +59,7 @@ def install_excepthook() -> None:
 
 def disk_messages(path: Path) -> dict[str, tuple[str, str, bool]]:
     """Every stored message: id -> (role, text, incomplete)."""
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
 
     store = ConversationStore(path, read_only=True)
     try:
@@ -76,7 +76,7 @@ def missing(before: dict, after: dict) -> int:
 
 
 def stored_thread(path: Path, conversation_id: str) -> list[tuple[str, str, bool]]:
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
 
     store = ConversationStore(path, read_only=True)
     try:
@@ -89,7 +89,7 @@ def stored_thread(path: Path, conversation_id: str) -> list[tuple[str, str, bool
 
 def agrees(window) -> bool:
     """The chat in memory (and on screen) is the chat on disk."""
-    c = window.controller
+    c = window.chat
     memory = [(m.role, m.text, m.incomplete) for m in c.conversation.thread()]
     return memory == stored_thread(window.store.path, c.conversation.id)
 
@@ -127,6 +127,13 @@ def wait_signal(signals: list, timeout_s: float, trigger: Callable[[], object] |
     return got[0] if got else None
 
 
+
+def load_model(window, path, timeout_s: float = 90, failed_first: bool = False, also=()):
+    """Load a model in the window; wait_signal's answer over (loaded, failed) or (failed, loaded)."""
+    models = window.model_session
+    signals = [models.failed, models.loaded] if failed_first else [models.loaded, models.failed]
+    return wait_signal(signals + list(also), timeout_s, lambda: models.load(str(path)))
+
 def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
     from PySide6.QtTest import QTest
 
@@ -144,11 +151,11 @@ def send(window, text: str) -> bool:
     from PySide6.QtTest import QTest
 
     told: list[str] = []
-    window.controller.error.connect(told.append)
+    window.chat.error.connect(told.append)
     window.composer.setPlainText(text)
     QTest.keyClick(window.composer, Qt.Key.Key_Return)
-    window.controller.error.disconnect(told.append)
-    return window.controller.generating or bool(told)
+    window.chat.error.disconnect(told.append)
+    return window.chat.generating or bool(told)
 
 
 IGNORED = "Enter did nothing and said nothing"
@@ -156,9 +163,9 @@ IGNORED = "Enter did nothing and said nothing"
 
 def ask(window, text: str, tokens: int = 8, timeout_s: float = 180) -> str:
     """'' when answered, else why not (IGNORED: Enter was swallowed silently)."""
-    from app.core.sampling import SamplingParams
+    from app.core.chat.sampling import SamplingParams
 
-    c = window.controller
+    c = window.chat
     window.sampling.set_params(SamplingParams(temperature=0.0, seed=1, max_tokens=tokens))
     ignored: list[bool] = []
     got = wait_signal([c.answer_finished, c.error], timeout_s,
@@ -178,7 +185,7 @@ def ask_again(window, swallowed: list[float]) -> str:
     answer = ask(window, "Say hi.")
     if answer == IGNORED:
         started = time.monotonic()
-        wait_until(lambda: not window.controller.client.busy, 60)
+        wait_until(lambda: not window.backend.client.busy, 60)
         swallowed.append(time.monotonic() - started)
         answer = ask(window, "Say hi.")
     return answer
@@ -194,8 +201,8 @@ def open_window(model: Path, store=None):
 
     window = MainWindow(store=store)
     window.show()
-    c = window.controller
-    got = wait_signal([c.model_loaded, c.model_failed, c.error], 120, lambda: c.load_model(str(model)))
+    c = window.chat
+    got = load_model(window, model, 120, also=[c.error])
     if got is None or got[0] != 0:
         raise RuntimeError(f"the embedded model did not load in the window: {got}")
     return window
@@ -212,9 +219,9 @@ def close_window(window) -> None:
 def start_answer(window, text: str, tokens: int, max_tokens: int = 600) -> bool:
     """Send `text` and return once `tokens` tokens of the answer have arrived (False: the answer
     did not start, or ended before that)."""
-    from app.core.sampling import SamplingParams
+    from app.core.chat.sampling import SamplingParams
 
-    worker = window.controller.client.worker
+    worker = window.backend.client.worker
     window.sampling.set_params(SamplingParams(temperature=0.0, seed=1, max_tokens=max_tokens))
     arrived: list[int] = []
 
@@ -225,21 +232,21 @@ def start_answer(window, text: str, tokens: int, max_tokens: int = 600) -> bool:
     try:
         sent = send(window, text)
         # 300 s: on 2 cores shared with a test suite, llama.cpp's two threads can crawl (~1 token/s)
-        wait_until(lambda: not sent or len(arrived) >= tokens or not window.controller.generating, 300)
+        wait_until(lambda: not sent or len(arrived) >= tokens or not window.chat.generating, 300)
         return len(arrived) >= tokens
     finally:
         worker.token.disconnect(count)
 
 
 def engine_pid(window) -> int | None:
-    return window.controller.client.worker.process.pid
+    return window.backend.client.worker.process.pid
 
 
 # -- 2. the engine's process killed, aborted or stopped mid-answer ------------------------------------
 
 def engine_signals(row: Row, model: Path, rng: random.Random, tries: int) -> None:
     window = open_window(model)
-    c, swallowed = window.controller, []
+    c, swallowed = window.chat, []
     try:
         for i in range(tries):
             sig = (signal.SIGKILL, signal.SIGABRT, signal.SIGSTOP)[i % 3]
@@ -268,7 +275,8 @@ def engine_signals(row: Row, model: Path, rng: random.Random, tries: int) -> Non
                 "" if len(ESCAPED) == escaped else f"exception escaped: {ESCAPED[-1]}",
                 ask_again(window, swallowed)) if p]
             row.record(what, not problems, lost, "; ".join(problems))
-        row.notes += [f"engine restarts {c.client.worker.process.restarts}", swallowed_note(swallowed, tries)]
+        restarts = window.backend.client.worker.process.restarts
+        row.notes += [f"engine restarts {restarts}", swallowed_note(swallowed, tries)]
     finally:
         close_window(window)
 
@@ -277,14 +285,14 @@ def engine_signals(row: Row, model: Path, rng: random.Random, tries: int) -> Non
 
 def hostile_models_in_window(row: Row, model: Path, files: list[tuple[str, Path]]) -> None:
     window = open_window(model)
-    c, name, loaded = window.controller, window.model_label.text(), 0
+    c, name, loaded = window.chat, window.model_label.text(), 0
     try:
         for what, path in files:
             escaped, problems = len(ESCAPED), []
-            got = wait_signal([c.model_failed, c.model_loaded], 90, lambda p=path: c.load_model(str(p)))
+            got = load_model(window, path, failed_first=True)
             if got is None:
                 problems.append("no answer within 90 s")
-                c.client.worker.process.kill("bench")
+                window.backend.client.worker.process.kill("bench")
             elif got[0] == 0 and "still loaded" not in got[1][0]:
                 problems.append(f"refused without keeping the model: {got[1][0]}")
             elif got[0] == 1:  # llama.cpp accepts this file: it must answer or fail, not hang
@@ -292,7 +300,7 @@ def hostile_models_in_window(row: Row, model: Path, files: list[tuple[str, Path]
                 answer = ask(window, "Say hi.", timeout_s=60)
                 if answer.startswith("no answer") or answer == IGNORED:
                     problems.append(answer)
-                wait_signal([c.model_loaded, c.model_failed], 90, lambda: c.load_model(str(model)))
+                load_model(window, model)
             if window.model_label.text() != name or c.model is None:
                 problems.append(f"the model shown is {window.model_label.text()!r}")
             if len(ESCAPED) != escaped:
@@ -322,7 +330,7 @@ def hostile_templates(row: Row, model: Path, work: Path) -> None:
     from tests.fixtures import template_models as t
 
     window = open_window(model)
-    c, peaks = window.controller, []
+    c, peaks = window.chat, []
     try:
         for what, template, words in [("empty output", t.EMPTY, "produced no text"),
                                       ("3 GB constant", t.HUGE_CONSTANT, "too large"),
@@ -330,7 +338,7 @@ def hostile_templates(row: Row, model: Path, work: Path) -> None:
                                       ("10^10 loop", t.NESTED_LOOPS, "took longer than")]:
             hostile = t.with_chat_template(model, work / "template.gguf", template)
             escaped, problems, took = len(ESCAPED), [], 0.0
-            got = wait_signal([c.model_loaded, c.model_failed], 90, lambda p=hostile: c.load_model(str(p)))
+            got = load_model(window, hostile)
             pid = engine_pid(window)
             rss_mb(pid, reset=True)
             if got is not None and got[0] == 0:
@@ -346,7 +354,7 @@ def hostile_templates(row: Row, model: Path, work: Path) -> None:
                 problems.append("still generating")
             if len(ESCAPED) != escaped:
                 problems.append(f"exception escaped: {ESCAPED[-1]}")
-            if wait_signal([c.model_loaded, c.model_failed], 90, lambda: c.load_model(str(model))) is None:
+            if load_model(window, model) is None:
                 problems.append("the embedded model did not load again")
             problems.append(ask(window, "Say hi."))
             peaks.append(f"{what} {peak:.0f} MB (then {now:.0f}) {took:.1f} s")
@@ -364,7 +372,7 @@ NO_LIMIT = "PRAGMA max_page_count = 1073741823"
 
 
 def full_mid_answer(window, tokens: int) -> list[str]:
-    c = window.controller
+    c = window.chat
     if not start_answer(window, LONG_PROMPT, tokens, max_tokens=400):
         return ["the answer did not start"]
     db = c.store.db
@@ -377,26 +385,26 @@ def full_mid_answer(window, tokens: int) -> list[str]:
 
 
 def full_at_send(window) -> list[str]:
-    c = window.controller
+    c = window.chat
     c.store.db.execute(f"PRAGMA max_page_count = {c.store.db.execute('PRAGMA page_count').fetchone()[0]}")
     text = "A long question. " * 600  # needs new pages
     got = wait_signal([c.error, c.answer_finished], 60, lambda: send(window, text))
     c.store.db.execute(NO_LIMIT)
     kept = window.composer.toPlainText().strip() == text.strip()
-    fine = got is not None and got[0] == 0 and kept and not c.client.busy
+    fine = got is not None and got[0] == 0 and kept and not window.backend.client.busy
     return [] if fine else [f"outcome {got}, the composer kept the text: {kept}"]
 
 
 def locked(window, path: Path, hold_s: float | None) -> list[str]:
     """Another program holds the write lock: at Enter (hold_s None), or for hold_s mid-answer."""
-    c, other = window.controller, sqlite3.connect(path, isolation_level=None)
+    c, other = window.chat, sqlite3.connect(path, isolation_level=None)
     try:
         if hold_s is None:
             other.execute("BEGIN IMMEDIATE")
             got = wait_signal([c.error, c.answer_finished], 60, lambda: send(window, "Name a colour."))
             other.execute("ROLLBACK")
-            return [] if got is not None and got[0] == 0 and "not sent" in got[1][0] and not c.client.busy \
-                else [f"outcome {got}"]
+            refused = got is not None and got[0] == 0 and "not sent" in got[1][0]
+            return [] if refused and not c.backend.busy else [f"outcome {got}"]
         if not start_answer(window, LONG_PROMPT, 5, max_tokens=300):
             return ["the answer did not start"]
         other.execute("BEGIN IMMEDIATE")
@@ -441,11 +449,11 @@ def store_faults(row: Row, model: Path, rng: random.Random, kinds: list[str]) ->
 
 
 def read_only(row: Row, model: Path, path: Path) -> None:
-    from app.core.store import ConversationStore
+    from app.core.conversations.store import ConversationStore
 
     before, escaped = disk_messages(path), len(ESCAPED)
     window = open_window(model, ConversationStore(path, read_only=True))
-    c = window.controller
+    c = window.chat
     try:
         count = len(c.conversation.messages)
         got = wait_signal([c.error, c.answer_finished], 60, lambda: send(window, "Say hi."))
@@ -479,9 +487,9 @@ def kv_snapshots(row: Row, model: Path, rng: random.Random, tries: int, work: Pa
     """A snapshot of chat A made as the engine's process makes one (a switch to B, then save_kv);
     each try damages it in a copy of the folder, and the next answer in A must equal the answer
     read with no snapshot at all."""
-    from app.core.engine import Engine, LoadOptions
-    from app.core.kv_cache import KVCacheStore
-    from app.core.sampling import GREEDY
+    from app.core.chat.sampling import GREEDY
+    from app.core.inference.local.engine import Engine, LoadOptions
+    from app.core.inference.local.kv_cache import KVCacheStore
 
     first = [{"role": "user", "content": "Tell me about llamas."}]
 

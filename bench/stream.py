@@ -50,7 +50,7 @@ def app_round(window, max_tokens: int) -> dict:
     from PySide6.QtCore import QEventLoop, Qt
     from PySide6.QtTest import QTest
 
-    c = window.controller
+    c = window.chat
     c.new_conversation()  # each round asks the same single question
     shown: list[float] = []
     done: list = []
@@ -87,9 +87,9 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.core.engine import Engine, LoadOptions
-    from app.core.library import default_model_path
-    from app.core.sampling import GREEDY
+    from app.core.chat.sampling import GREEDY
+    from app.core.inference.local.engine import Engine, LoadOptions
+    from app.core.models.library_files import default_model_path
     from app.ui.main_window import MainWindow
 
     model = args.model or str(default_model_path())
@@ -100,12 +100,12 @@ def main() -> int:
     window.show()
     loaded: list = []
     waiting = QEventLoop()
-    window.controller.model_loaded.connect(loaded.append)
-    window.controller.model_loaded.connect(waiting.quit)
+    window.model_session.loaded.connect(loaded.append)
+    window.model_session.loaded.connect(waiting.quit)
     errors: list[str] = []
-    window.controller.error.connect(errors.append)
-    window.controller.error.connect(waiting.quit)
-    window.controller.load_model(model, options)
+    window.chat.error.connect(errors.append)
+    window.chat.error.connect(waiting.quit)
+    window.model_session.load(model, options)
     waiting.exec()
     if errors:
         print(f"loading the model failed: {errors[0]}", file=sys.stderr)

@@ -52,10 +52,10 @@ def main() -> int:
 
     import llama_cpp
 
-    from app.core.engine import Engine, LoadOptions
-    from app.core.kv_cache import KVCacheStore
-    from app.core.library import default_model_path
-    from app.core.sampling import GREEDY
+    from app.core.chat.sampling import GREEDY
+    from app.core.inference.local.engine import Engine, LoadOptions
+    from app.core.inference.local.kv_cache import KVCacheStore
+    from app.core.models.library_files import default_model_path
 
     model = args.model or str(default_model_path())
     options = LoadOptions(n_ctx=4096, n_threads=args.threads)

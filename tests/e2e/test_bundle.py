@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -121,36 +120,22 @@ def _maps_of_tree(pid: int) -> list[str]:
     return found
 
 
-def test_the_running_bundle_uses_its_own_llama_cpp(bundle: Path, tmp_path: Path, model_path: Path) -> None:
+def test_the_running_bundle_uses_its_own_llama_cpp(bundle: Path, running_app, tmp_path: Path,
+                                                    model_path: Path) -> None:
     """The window (offscreen) with the model loaded: every llama/ggml library mapped into the
     window's process or the engine process it started comes from inside the bundle."""
     if not sys.platform.startswith("linux"):
         return  # /proc/<pid>/maps is Linux's
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH")}
-    env.update(QT_QPA_PLATFORM="offscreen", LLAMADESK_HOME=str(tmp_path))
-    app = subprocess.Popen([str(bundle), "--model", str(model_path)], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "logs" / "llamadesk.log"
-    try:
-        deadline = time.monotonic() + 120
-        while not (log.exists() and "model loaded" in log.read_text()):
-            assert app.poll() is None, app.communicate()
-            assert time.monotonic() < deadline, "the model did not load within 120 s"
-            time.sleep(0.1)
-        maps = "".join(_maps_of_tree(app.pid))
-        app.send_signal(signal.SIGINT)
-        out, err = app.communicate(timeout=30)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
+    app = running_app("--model", str(model_path), command=[str(bundle)], home=tmp_path, cwd=tmp_path)
+    maps = "".join(_maps_of_tree(app.process.pid))
+    closed = app.stop(signal.SIGINT, timeout_s=30)
     mapped = {line.split(maxsplit=5)[5] for line in maps.splitlines() if len(line.split(maxsplit=5)) == 6}
     llama = sorted(p for p in mapped if "libllama" in p or "libggml" in p)
     assert any("libllama" in p for p in llama), llama
     inside = str(bundle.parent.resolve()) + os.sep
     assert all(p.startswith(inside) for p in llama), llama
-    assert app.returncode == 0, err
-    assert "Traceback" not in err, err
+    assert closed.returncode == 0, closed.stderr
+    assert "Traceback" not in closed.stderr, closed.stderr
 
 
 def test_a_build_with_the_model_finds_it_alone(tmp_path_factory, tmp_path: Path, model_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Every case runs the app as a separate process, exactly as a terminal user or a script would, with
 LLAMADESK_HOME pointing at a temporary folder. The database is seeded in-process at the path the app
-computes itself (app.core.store.default_store_path under the same LLAMADESK_HOME).
+computes itself (app.core.conversations.store.default_store_path under the same LLAMADESK_HOME).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import transcripts
-from app.core.conversation import Conversation, Message
-from app.core.store import SCHEMA_VERSION, ConversationStore, default_store_path
+from app.core.conversations import transcripts
+from app.core.conversations.conversation import Conversation, Message
+from app.core.conversations.store import SCHEMA_VERSION, ConversationStore, default_store_path
 from tests.fixtures.golden import T0, sample_conversation, second_conversation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -535,7 +535,7 @@ def test_models_info_says_in_one_line_what_the_header_checks_missed(error: Excep
                                                                      capsys: pytest.CaptureFixture) -> None:
     """The last resort behind the parser's own checks: whatever it raises, one line and exit 1."""
     from app import cli
-    from app.core import gguf_info
+    from app.core.models import gguf_info
 
     def damaged(path: Path) -> None:
         raise error

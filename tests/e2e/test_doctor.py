@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.store import ConversationStore, default_store_path
+from app.core.conversations.store import ConversationStore, default_store_path
 from tests.core.test_store_faults import corrupt_pages_with, fill
 
 REPO = Path(__file__).resolve().parents[2]

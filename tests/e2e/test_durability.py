@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.store import ConversationStore
+from app.core.conversations.store import ConversationStore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "fixtures" / "stream_into_store.py"
 EARLIER = ["Hi there!", "Hello! How can I help?",
@@ -33,7 +33,7 @@ def streamed_since(pieces: list[tuple[float, str]], chars: int, seconds: float) 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_killed_answer_keeps_everything_streamed_a_second_before(seed, tmp_path, model_path):
-    extra = random.Random(seed).uniform(0.0, 2.0)  # a random point in the answer
+    extra_chars = random.Random(seed).randint(0, 400)  # a random point in the answer, counted in text
     database = tmp_path / "conversations.sqlite3"
     process = subprocess.Popen([sys.executable, str(SCRIPT), str(database), str(model_path)],
                                stdout=subprocess.PIPE, text=True)
@@ -43,10 +43,15 @@ def test_a_killed_answer_keeps_everything_streamed_a_second_before(seed, tmp_pat
         tuple(json.loads(line)) for line in process.stdout), daemon=True)
     reader.start()
     deadline = time.monotonic() + 120
-    while not streamed_since(pieces, chars=20, seconds=1.0):  # whatever the machine's load
-        assert time.monotonic() < deadline and process.poll() is None, "no answer streamed"
-        time.sleep(0.01)
-    time.sleep(extra)
+
+    def wait_until(condition) -> None:  # polls the streamed pieces: a wait, not a measure
+        while not condition():
+            assert time.monotonic() < deadline and process.poll() is None, "no answer streamed"
+            time.sleep(0.01)
+
+    wait_until(lambda: streamed_since(pieces, chars=20, seconds=1.0))  # the promise's second has passed
+    target = len("".join(text for _, text in list(pieces))) + extra_chars
+    wait_until(lambda: len("".join(text for _, text in list(pieces))) >= target)
     assert process.poll() is None, "the answer ended before the kill: use a longer prompt"
     killed_at = time.time()
     process.send_signal(signal.SIGKILL)

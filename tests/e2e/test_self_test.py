@@ -29,7 +29,7 @@ def test_self_test_prints_one_json_line_of_real_stats(tmp_path: Path) -> None:
     assert stats["backend"] == "CPU"
     assert stats["prompt_tokens"] > 10
     assert stats["completion_tokens"] > 0
-    assert 0 < stats["ttft_s"] < 30 and stats["tokens_per_s"] > 0
+    assert stats["ttft_s"] > 0 and stats["tokens_per_s"] > 0
     assert stats["text"].strip()
     assert (tmp_path / "logs" / "llamadesk.log").exists(), "the app writes under LLAMADESK_HOME"
     assert "QThread" not in result.stderr and "Traceback" not in result.stderr, result.stderr
@@ -63,26 +63,11 @@ def test_the_gui_without_a_display_says_so_instead_of_crashing(tmp_path: Path) -
     assert "needs a display" in result.stderr
 
 
-def test_ctrl_c_closes_the_running_app_cleanly(tmp_path: Path) -> None:
+def test_ctrl_c_closes_the_running_app_cleanly(running_app) -> None:
     import signal
-    import time
 
     if sys.platform == "win32":
         return  # no SIGINT to a GUI process there
-    env = dict(os.environ, LLAMADESK_HOME=str(tmp_path), QT_QPA_PLATFORM="offscreen")
-    app = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "logs" / "llamadesk.log"
-    try:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and "model loaded" in log.read_text()):
-            assert app.poll() is None, app.communicate()
-            assert time.monotonic() < deadline, "the model did not load within 60 s"
-            time.sleep(0.1)
-        app.send_signal(signal.SIGINT)
-        out, err = app.communicate(timeout=10)
-    finally:
-        if app.poll() is None:
-            app.kill()
-    assert app.returncode == 0, err
-    assert "QThread" not in err and "Traceback" not in err, err
+    closed = running_app().stop(signal.SIGINT)  # started: the model has loaded
+    assert closed.returncode == 0, closed.stderr
+    assert "QThread" not in closed.stderr and "Traceback" not in closed.stderr, closed.stderr

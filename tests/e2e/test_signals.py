@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import transcripts
-from app.core.conversation import Conversation, Message
-from app.core.store import ConversationStore, default_store_path
+from app.core.conversations import transcripts
+from app.core.conversations.conversation import Conversation, Message
+from app.core.conversations.store import ConversationStore, default_store_path
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be caught on Windows")
 
@@ -48,28 +48,26 @@ def init(self, *args, **kwargs):
     if when == "before-window":
         kill_me()  # Python runs the handler here, before the window exists
     made(self, *args, **kwargs)
-    c = self.controller
+    models, chat = self.model_session, self.chat
     if when == "loaded":
-        c.model_loaded.connect(lambda info: kill_me())
+        models.loaded.connect(lambda info: kill_me())
     if when == "mid-answer":
         def ask(info):
             self.composer.setPlainText(PROMPT)
             QTest.keyClick(self.composer, Qt.Key.Key_Return)
-        show, begin = self.chat_view.append_text, self.chat_view.begin_message
-        def begin_message(role, *args, **kwargs):
+        def started(conversation, role, message_id):
             shown.clear()
             answering[:] = [role == "assistant"]
-            begin(role, *args, **kwargs)
-        def append_text(text):  # what the chat view shows of the answer, as it arrives
-            show(text)
+        def appended(text):  # the chat view (connected first) has just drawn this text
             shown.append(text)
             if answering[0] and "".join(shown).strip() and not sent:
                 sent.append(True)
                 print(json.dumps({"asked": PROMPT, "shown": "".join(shown)}), flush=True)
                 kill_me()
         shown, sent, answering = [], [], [False]
-        self.chat_view.append_text, self.chat_view.begin_message = append_text, begin_message
-        c.model_loaded.connect(ask)
+        chat.message_started.connect(started)
+        chat.text_appended.connect(appended)
+        models.loaded.connect(ask)
 
 if __name__ == "__main__":  # not in the model's own process, which multiprocessing may start
     main_window.MainWindow.__init__ = init
@@ -112,25 +110,10 @@ def stored_conversations() -> list[Conversation]:
         store.close()
 
 
-def test_sigterm_closes_the_window_like_ctrl_q(llamadesk_home: Path, model_path: Path) -> None:
-    home = llamadesk_home
-    process = subprocess.Popen([sys.executable, "-m", "app", "--model", str(model_path)], cwd=REPO,
-                               env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while "model loaded" not in log_text(home):  # the log is the app's own readiness signal
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no 'model loaded' in the log within 120 s"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert_closed_cleanly(home, err)
+def test_sigterm_closes_the_window_like_ctrl_q(running_app, llamadesk_home: Path, model_path: Path) -> None:
+    closed = running_app("--model", str(model_path)).stop(signal.SIGTERM)  # once the model loaded
+    assert closed.returncode == 0, closed.stderr
+    assert_closed_cleanly(llamadesk_home, closed.stderr)
 
 
 def test_sigterm_mid_answer_saves_everything_shown_as_a_close_does(llamadesk_home: Path,

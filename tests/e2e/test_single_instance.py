@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -181,62 +180,64 @@ def test_a_crashed_instance_leaves_no_lock_behind(name: str, tmp_path: Path) -> 
     assert result.returncode == 3 and result.stdout.strip() == "primary", result.stdout + result.stderr
 
 
-def test_llamadesk_with_a_model_file_hands_it_to_the_running_window(tmp_path: Path, model_path: Path) -> None:
+def test_llamadesk_with_a_model_file_hands_it_to_the_running_window(running_app, tmp_path: Path,
+                                                                    model_path: Path) -> None:
     """`llamadesk other.gguf` (what the desktop entry runs for a double-clicked file) while
     Llamadesk runs: the second process exits 0 and the running window loads other.gguf."""
     if sys.platform == "win32":
         return  # no SIGINT to end the first one there
     other = tmp_path / "other.gguf"
     other.symlink_to(model_path)
-    env = dict(os.environ, LLAMADESK_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = tmp_path / "home" / "logs" / "llamadesk.log"
-
-    def wait_for_log(text: str) -> None:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and text in log.read_text()):
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, f"no {text!r} in the log within 60 s"
-            time.sleep(0.1)
-
-    first = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_log("model loaded")
-        second = subprocess.run([sys.executable, "-m", "app", "other.gguf"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=60)
-        assert second.returncode == 0, second.stdout + second.stderr
-        wait_for_log(f"model loaded: {other}")
-        first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, err
-    assert "Traceback" not in err + second.stderr, err + second.stderr
+    first = running_app()  # started: its default model has loaded
+    second = subprocess.run([sys.executable, "-m", "app", "other.gguf"], cwd=tmp_path, env=first.env,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stdout + second.stderr
+    first.wait_for_log(f"model loaded: {other}")
+    closed = first.stop(signal.SIGINT)
+    assert closed.returncode == 0, closed.stderr
+    assert "Traceback" not in closed.stderr + second.stderr, closed.stderr + second.stderr
 
 
 RACER = """
-import sys, time
+import sys
 from PySide6.QtCore import QCoreApplication
 from app.single_instance import SingleInstance
 app = QCoreApplication([])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every racer starts at the same moment
 instance = SingleInstance()
-print("primary" if instance.claim(sys.argv[1]) else "secondary", flush=True)
-time.sleep(3)  # the primary keeps listening while the others look
+print("ready", flush=True)
+sys.stdin.readline()  # every racer claims when the test says go
+print("primary" if instance.claim(sys.argv[1] or None) else "secondary", flush=True)
+sys.stdin.readline()  # the primary keeps listening until every racer has looked
 instance.close()
 """
 
 
+def race(racers: list[subprocess.Popen]) -> list[str]:
+    """Start the racers' claims together (each waits on its stdin once ready) and collect what each
+    became; the primary listens until all have answered."""
+    try:
+        for racer in racers:
+            assert racer.stdout.readline().strip() == "ready", racer.communicate()
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.stdout.readline().strip() for racer in racers]
+        for racer in racers:
+            racer.stdin.close()
+            racer.wait(timeout=60)
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    return outputs
+
+
 def test_launches_at_the_same_moment_make_exactly_one_primary(name: str, tmp_path: Path) -> None:
     """Opening several .gguf files at once starts one process per file: only one may win."""
-    start_at = str(time.time() + 2.0)
-    cmd, env = _python(RACER, name, start_at)
-    racers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
-              for _ in range(4)]
-    outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
+    cmd, env = _python(RACER, name)
+    outputs = race([subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True) for _ in range(4)])
     assert sorted(outputs) == ["primary", "secondary", "secondary", "secondary"], outputs
 
 
@@ -331,28 +332,13 @@ def test_launches_in_different_environments_share_one_instance(tmp_path: Path, v
     assert out.strip() == f"opened {tmp_path / 'model.gguf'}", err
 
 
-HOME_RACER = """
-import sys, time
-from PySide6.QtCore import QCoreApplication
-from app.single_instance import SingleInstance
-app = QCoreApplication([])
-time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
-instance = SingleInstance()
-print("primary" if instance.claim() else "secondary", flush=True)
-time.sleep(3)
-instance.close()
-"""
-
-
 def test_racing_launches_in_different_environments_make_one_primary(tmp_path: Path) -> None:
     if sys.platform == "win32":
         return
-    start_at = str(time.time() + 2.0)
-    racers = [subprocess.Popen([sys.executable, "-c", HOME_RACER, start_at], cwd=tmp_path,
-                               env=_environment(tmp_path, f"run-{i}", "XDG_RUNTIME_DIR"),
-                               stdout=subprocess.PIPE, text=True)
-              for i in range(4)]
-    outputs = [r.communicate(timeout=60)[0].strip() for r in racers]
+    cmd, _ = _python(RACER, "")  # no name: each finds it from its own environment
+    environments = [_environment(tmp_path, f"run-{i}", "XDG_RUNTIME_DIR") for i in range(4)]
+    outputs = race([subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True) for env in environments])
     assert sorted(outputs) == ["primary", "secondary", "secondary", "secondary"], outputs
 
 

@@ -1,1 +1,0 @@
-"""QObjects that live in their own QThreads and talk only through signals; no widgets here."""
