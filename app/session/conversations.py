@@ -45,7 +45,7 @@ class Conversations(QObject):
     def __init__(self, store: ConversationStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.summaries: list[ConversationSummary] = store.list_conversations()
+        self.summaries: list[ConversationSummary] = store.list_conversations(with_counts=False)
         self._deleted_id: str | None = None  # the conversation the undo offer would bring back
         self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
         self._undo_timer.timeout.connect(self.purge_deleted)
@@ -56,7 +56,7 @@ class Conversations(QObject):
     def refresh(self) -> None:
         """Read the list again (after a conversation was saved, answered or imported)."""
         try:
-            self.summaries = self.store.list_conversations()
+            self.summaries = self.store.list_conversations(with_counts=False)
         except StoreError as error:
             self.error.emit(f"The list of conversations could not be read. {error.message}")
             return
@@ -66,6 +66,13 @@ class Conversations(QObject):
         """Whether the conversation is in the store (and not deleted): a new chat is not, until
         its first message."""
         return any(s.id == conversation_id for s in self.summaries)
+
+    def message_count(self, conversation_id: str) -> int | None:
+        """For a tooltip: counted when asked (the list is read without counts, to stay fast)."""
+        try:
+            return self.store.message_count(conversation_id)
+        except StoreError:
+            return None
 
     def title_of(self, conversation_id: str) -> str:
         return next((s.title for s in self.summaries if s.id == conversation_id), "")

@@ -146,7 +146,7 @@ def test_a_refused_first_message_leaves_no_conversation_behind(qtbot, window) ->
         window.composer.submit()
     qtbot.waitUntil(lambda: not window.chat.generating, timeout=5_000)
     assert len(window.conversations.summaries) == chats
-    assert window.store.list_conversations() == window.conversations.summaries
+    assert window.store.list_conversations(with_counts=False) == window.conversations.summaries
     assert window.composer.toPlainText().strip() == ("llama " * 1500).strip()
 
 

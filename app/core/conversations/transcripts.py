@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -299,7 +300,7 @@ def _make_user_folder(folder: Path) -> None:
             os.chmod(created, 0o777 & ~paths.user_umask())
 
 
-def export_to_path(convs: list[Conversation], fmt: str, out: Path, *, folder: bool = False,
+def export_to_path(convs: Sequence[Conversation], fmt: str, out: Path, *, folder: bool = False,
                    exported_at: float | None = None) -> list[Path]:
     """Write convs as fmt; returns the files written.
 

@@ -9,7 +9,7 @@ writers keep their turn during a large import).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +39,25 @@ def export_conversations(store: ConversationStore, fmt: str, out: Path,
     """
     from app.core.conversations import transcripts  # Pygments: loaded by the exports that need it
 
-    chosen = ids if ids is not None else [s.id for s in store.list_conversations()]
-    conversations = [store.load(conversation_id) for conversation_id in chosen]
-    return transcripts.export_to_path(conversations, fmt, out, folder=ids is None)
+    chosen = ids if ids is not None else [s.id for s in store.list_conversations(with_counts=False)]
+    return transcripts.export_to_path(_Loading(store, chosen), fmt, out, folder=ids is None)
+
+
+class _Loading(Sequence):
+    """Conversations read one at a time as the export reaches them: an export of 200,000 messages
+    holds one conversation in memory, not all (whose garbage collection would stall the window's
+    thread too)."""
+
+    def __init__(self, store: ConversationStore, ids: list[str]) -> None:
+        self.store, self.ids = store, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.store.load(i) for i in self.ids[index]]
+        return self.store.load(self.ids[index])
 
 
 def import_file(store: ConversationStore, path: Path) -> list[Imported]:

@@ -6,10 +6,11 @@ pin, duplicate, delete, search); choosing a conversation or a search hit is for 
 
 from __future__ import annotations
 
+import difflib
 import html
 from datetime import date, datetime, timedelta
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStackedWidget,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -87,6 +89,13 @@ class ConversationList(QWidget):
         self.results.itemClicked.connect(self._on_result_chosen)
         self.list.delete_pressed.connect(self._delete_current)
         self._summaries: dict[str, ConversationSummary] = {}
+        self._rows: list[tuple[str, str | None]] = []  # what the list shows: (text, id or None)
+        self._items: dict[str, QListWidgetItem] = {}  # conversation id -> its row
+        self._heading_font = QFont(self.list.font())
+        self._heading_font.setBold(True)
+        self._heading_font.setPointSizeF(max(self._heading_font.pointSizeF() - 1, 7))
+        self.list.setUniformItemSizes(True)  # a relayout of thousands of rows costs no more than one
+        self.list.viewport().installEventFilter(self)
         conversations.changed.connect(self.refresh)
         conversations.search_finished.connect(self.show_results)
         self.refresh()
@@ -100,30 +109,42 @@ class ConversationList(QWidget):
         self.set_conversations(self.conversations.summaries, self._current_id)
 
     def set_conversations(self, summaries: list[ConversationSummary], current_id: str | None) -> None:
+        """Show the list, changing only the rows that differ from what is shown (a chat that
+        moves to the top after an answer is two rows, not the whole list)."""
         self._summaries = {s.id: s for s in summaries}
         self._current_id = current_id
-        self.list.blockSignals(True)
-        self.list.clear()
-        group = None
+        today = date.today()
+        rows, group = [], None
         for summary in summaries:
-            heading = "Pinned" if summary.pinned else date_group(summary.updated)
+            heading = "Pinned" if summary.pinned else date_group(summary.updated, today)
             if heading != group:
                 group = heading
-                header = QListWidgetItem(heading, self.list)
-                header.setFlags(Qt.ItemFlag.NoItemFlags)
-                font = QFont(header.font())
-                font.setBold(True)
-                font.setPointSizeF(max(font.pointSizeF() - 1, 7))
-                header.setFont(font)
-            item = QListWidgetItem(summary.title, self.list)
-            item.setData(ID_ROLE, summary.id)
-            item.setToolTip(f"{summary.title}\n{summary.message_count} messages")
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            if summary.id == current_id:
-                self.list.setCurrentItem(item)
-        if current_id not in self._summaries:
-            self.list.setCurrentItem(None)
+                rows.append((heading, None))
+            rows.append((summary.title, summary.id))
+        self.list.blockSignals(True)
+        matcher = difflib.SequenceMatcher(None, self._rows, rows, autojunk=False)
+        for op, old_start, old_end, new_start, new_end in reversed(matcher.get_opcodes()):
+            if op == "equal":
+                continue
+            for row in range(old_end - 1, old_start - 1, -1):
+                item = self.list.takeItem(row)
+                self._items.pop(item.data(ID_ROLE), None)
+            for offset, row in enumerate(range(new_start, new_end)):
+                self.list.insertItem(old_start + offset, self._make_item(*rows[row]))
+        self._rows = rows
+        self.list.setCurrentItem(self._items.get(current_id) if current_id else None)
         self.list.blockSignals(False)
+
+    def _make_item(self, text: str, conversation_id: str | None) -> QListWidgetItem:
+        item = QListWidgetItem(text)
+        if conversation_id is None:  # a date heading
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            item.setFont(self._heading_font)
+            return item
+        item.setData(ID_ROLE, conversation_id)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+        self._items[conversation_id] = item
+        return item
 
     def select(self, conversation_id: str) -> None:
         """Mark the conversation shown, without rebuilding the list (or emitting `selected`)."""
@@ -133,11 +154,21 @@ class ConversationList(QWidget):
         self.list.blockSignals(False)
 
     def item_for(self, conversation_id: str) -> QListWidgetItem | None:
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if item.data(ID_ROLE) == conversation_id:
-                return item
-        return None
+        return self._items.get(conversation_id)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        """A conversation's tooltip: its title and how many messages it has, counted when shown."""
+        if watched is self.list.viewport() and event.type() == QEvent.Type.ToolTip:
+            item = self.list.itemAt(event.pos())
+            conversation_id = item.data(ID_ROLE) if item is not None else None
+            if conversation_id:
+                count = self.conversations.message_count(conversation_id)
+                counted = "" if count is None else f"\n{count} messages"
+                QToolTip.showText(event.globalPos(), f"{item.text()}{counted}", self.list.viewport())
+            else:
+                QToolTip.hideText()
+            return True
+        return super().eventFilter(watched, event)
 
     def rename_current(self) -> None:
         item = self.list.currentItem()

@@ -27,6 +27,17 @@ _HEADROOM = 1536 * 1024**2  # beyond the memory estimate: Python, llama.cpp's bu
 _NO_MODEL_LIMIT = 2 * 1024**3  # before a model is loaded
 
 
+ENGINE_NICENESS = 5  # the window's thread gets ~3x a llama.cpp thread's share of a busy CPU
+
+
+def _yield_to_the_window() -> None:
+    """llama.cpp keeps every core busy while it answers; at a lower priority it still does, but the
+    window's thread gets a core at once when it needs one (a key press, a repaint), instead of
+    waiting its turn behind the model's threads."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(ENGINE_NICENESS)
+
+
 def serve(connection, stop_upto, log_path: str) -> None:
     """The engine process: run one command at a time until told to shut down or the parent goes."""
     _log_to(Path(log_path))
@@ -34,6 +45,7 @@ def serve(connection, stop_upto, log_path: str) -> None:
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the window's to handle
     _limit_memory(_NO_MODEL_LIMIT)
+    _yield_to_the_window()
     from app import paths
     from app.core.inference.local.engine import Engine
     from app.core.inference.local.kv_cache import KVCacheStore
