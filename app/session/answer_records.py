@@ -32,7 +32,7 @@ class AnswerRecords:
 
     async def _hash(self, path: Path) -> None:
         try:
-            digest = await tasks.in_thread(file_sha256, path)
+            digest = await tasks.in_long_thread(file_sha256, path)
         except OSError as error:
             log.warning("hashing %s failed: %s", path, error)
             return

@@ -1,8 +1,8 @@
 """The answer being written: the backend's stream, batched into the store and out to the view.
 
 An answer is an asyncio task iterating the backend's stream. Text is buffered and flushed every
-FLUSH_MS: first saved (AnswerRecorder: also when nothing new came, so a stall loses nothing
-shown), then announced, so what the user sees is never ahead of the disk by more than one flush.
+FLUSH_MS: handed to the AnswerRecorder (which writes it at least every half second, also when
+nothing new came, so a stall loses nothing shown), then announced to the view.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 
 
 class AnswerWriter(QObject):
-    text_saved = Signal(str)  # new text of the answer, now on disk
+    text_arrived = Signal(str)  # new text of the answer (saved at least every AnswerRecorder interval)
     prompt_read = Signal(int)  # earlier messages left out (the context report follows)
     progress = Signal(int, int)  # prompt tokens read, of total
     context = Signal(int)  # tokens the chat uses now: the prompt and the answer so far
     # How it ended: GenerationStats, an EngineError, or None (stopped because saving failed, or
-    # the app closed); and the StoreError that kept its text or its end from being saved, if any.
-    ended = Signal(object, object)
+    # the app closed); the StoreError that kept its text or its end from being saved, if any; the
+    # answer (Message) and the conversation it belongs to.
+    ended = Signal(object, object, object, object)
 
     def __init__(self, backend: Backend, records: AnswerRecords, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -58,17 +59,27 @@ class AnswerWriter(QObject):
               sampling: SamplingParams) -> None:
         self.stream, self.recorder, self.answer, self.owner = stream, recorder, recorder.message, owner
         self._sampling = sampling
-        self.streamed_tokens = self.dropped = 0
+        self.prompt_tokens = self.streamed_tokens = self.dropped = 0
         self._timer.start()
         tasks.start(self._follow(stream), "answer")
 
     async def _follow(self, stream: Stream) -> None:
+        """Every answer ends here, whatever happens: an answer left running would refuse every
+        later question."""
         try:
             async for event in stream:
                 self._on_event(stream, event)
         except EngineError as error:
             if stream is self.stream:
                 self._fail(error)
+        except Exception as error:  # noqa: BLE001 - a bug must end the answer, not leave it open
+            log.exception("the answer failed")
+            if stream is self.stream:
+                self._fail(EngineError(f"The answer failed: {error}", kind=EngineError.GENERATION_FAILED))
+        else:
+            if stream is self.stream:  # the stream ended without its stats
+                self._fail(EngineError("The answer ended before it was complete.",
+                                       kind=EngineError.GENERATION_FAILED))
 
     def take_arrived(self) -> None:
         """The backend was closed (the app quits): take in what arrived, keep it, incomplete."""
@@ -79,7 +90,10 @@ class AnswerWriter(QObject):
             self._on_event(stream, event)
         self.flush()
         if self.recorder is not None:
-            self._end(None, self._finish(None, incomplete=True))
+            problem = self._finish(None, incomplete=True)
+            if problem is not None:
+                log.warning("the end of the answer could not be saved at exit: %s", problem.message)
+            self._end(None, None)
 
     def _on_event(self, stream: Stream, event: StreamEvent) -> None:
         if stream is not self.stream:
@@ -108,7 +122,7 @@ class AnswerWriter(QObject):
             self._save_failed(error)
             return
         if chunk:
-            self.text_saved.emit(chunk)
+            self.text_arrived.emit(chunk)
             self.context.emit(self.prompt_tokens + self.streamed_tokens)
 
     def _save_failed(self, error: StoreError) -> None:
@@ -141,10 +155,10 @@ class AnswerWriter(QObject):
         self._end(error, self._finish(None, incomplete=True))
 
     def _end(self, outcome: GenerationStats | EngineError | None, problem: StoreError | None) -> None:
+        answer, owner = self.answer, self.owner
         self._timer.stop()
-        self.stream = self.recorder = None
-        self.ended.emit(outcome, problem)
-        self.answer = self.owner = None
+        self.stream = self.recorder = self.answer = self.owner = None
+        self.ended.emit(outcome, problem, answer, owner)
 
 
 def finish_recorder(recorder: AnswerRecorder, record, incomplete: bool) -> StoreError | None:

@@ -27,7 +27,7 @@ class Rollback:
            draft: str = "") -> Rollback:
         return cls(previous, new_conversation, conversation.updated, conversation.title, draft)
 
-    def undo_in_store(self, store: ConversationStore, conversation: Conversation) -> None:
+    def revert_store(self, store: ConversationStore, conversation: Conversation) -> None:
         """One transaction; raises StoreError (then the store, and so memory, keep everything)."""
         kept_updated, kept_title = conversation.updated, conversation.title
         conversation.updated, conversation.title = self.updated, self.title
@@ -44,7 +44,7 @@ class Rollback:
             conversation.updated, conversation.title = kept_updated, kept_title
             raise
 
-    def undo_in_memory(self, conversation: Conversation) -> None:
+    def revert_memory(self, conversation: Conversation) -> None:
         ids = {m.id for m in self.created}
         conversation.messages = [m for m in conversation.messages if m.id not in ids]
         if self.previous is not None:
@@ -75,7 +75,7 @@ def save_request(store: ConversationStore, conversation: Conversation, rollback:
     except StoreError:
         conversation.model, answer.incomplete = model_before, incomplete_before
         if rollback is not None:
-            rollback.undo_in_memory(conversation)
+            rollback.revert_memory(conversation)
         raise
     return recorder
 

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from app.core.chat.context_window import OverflowPolicy
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import AnswerRecorder, ConversationStore, StoreError
-from app.core.inference.backend import Backend
+from app.core.inference.backend import Backend, BackendBusy
 from app.core.inference.types import ChatMessages, EngineError, GenerationStats, ModelInfo
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
@@ -63,7 +63,7 @@ class ChatSession(QObject):
         self._rollback: Rollback | None = None  # what the running request added, if it is refused
         self._counting = tasks.Latest("count the context")
         self.writer = AnswerWriter(backend, self.records, self)
-        self.writer.text_saved.connect(self._on_text_saved)
+        self.writer.text_arrived.connect(self._on_text_arrived)
         self.writer.prompt_read.connect(self._on_prompt_read)
         self.writer.progress.connect(self._on_progress)
         self.writer.context.connect(self._on_context)
@@ -278,7 +278,7 @@ class ChatSession(QObject):
         try:
             stream = self.backend.stream(chat, self.sampling.params, conversation.id, continue_text,
                                          self.overflow_policy)
-        except RuntimeError:  # the backend refused (still busy): take back what was saved
+        except BackendBusy:  # the backend refused (still busy): take back what was saved
             if rollback is not None:
                 self._roll_back(conversation, rollback)
             else:
@@ -293,7 +293,7 @@ class ChatSession(QObject):
         self.list_changed.emit()
         return True
 
-    def _on_text_saved(self, text: str) -> None:
+    def _on_text_arrived(self, text: str) -> None:
         if self.writer.owner is self.conversation:
             self.text_appended.emit(text)
 
@@ -311,8 +311,9 @@ class ChatSession(QObject):
         if self.model is not None and self.writer.owner is self.conversation:
             self.context_used.emit(used, self.model.n_ctx)
 
-    def _on_ended(self, outcome: GenerationStats | EngineError | None, problem: StoreError | None) -> None:
-        answer, owner, rollback = self.writer.answer, self.writer.owner, self._rollback
+    def _on_ended(self, outcome: GenerationStats | EngineError | None, problem: StoreError | None,
+                  answer: Message | None, owner: Conversation | None) -> None:
+        rollback = self._rollback
         self._rollback = None
         if owner is self.conversation and answer is not None:
             self.message_finished.emit(answer)
@@ -347,11 +348,11 @@ class ChatSession(QObject):
         """A request refused before the model read it changes nothing: what it added goes, the
         version shown before comes back, and the user's text returns to the composer."""
         try:
-            rollback.undo_in_store(self.store, conversation)
+            rollback.revert_store(self.store, conversation)
         except StoreError as error:  # the store still holds them: so does memory
             self.error.emit(f"The refused message could not be removed. {error.message}")
             return
-        rollback.undo_in_memory(conversation)
+        rollback.revert_memory(conversation)
         if conversation is self.conversation:
             self.redrawn.emit(conversation, False)
         if rollback.draft:

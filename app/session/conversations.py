@@ -17,9 +17,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.common.errors import UserFacingError
 from app.core.conversations import transfer
-from app.core.conversations.search import SearchHit as SearchHit  # re-exported: search_finished's hits
+from app.core.conversations.conversation import ConversationSummary
 from app.core.conversations.store import ConversationStore, StoreError
-from app.core.conversations.store import ConversationSummary as ConversationSummary  # re-exported
 from app.session import tasks
 
 UNDO_SECONDS = 8  # how long a deleted conversation can be brought back
@@ -90,11 +89,20 @@ class Conversations(QObject):
             self.pinned.emit(conversation_id, pinned)
             self.refresh()
 
-    def duplicate(self, conversation_id: str) -> None:
-        copy: list[str] = []
-        if self._write("The copy", lambda: copy.append(self.store.duplicate(conversation_id))):
-            self.refresh()
-            self.duplicated.emit(copy[0])
+    def duplicate(self, conversation_id: str) -> asyncio.Task:
+        """Copy a conversation, in a worker thread on a connection of its own (a long chat takes
+        a while); `duplicated` names the copy."""
+        return tasks.start(self._run_duplicate(conversation_id), "duplicate")
+
+    async def _run_duplicate(self, conversation_id: str) -> None:
+        try:
+            copy = await tasks.in_thread(transfer.on_own_connection, self.store.path, self.store.read_only,
+                                         ConversationStore.duplicate, conversation_id)
+        except Exception as error:  # noqa: BLE001 - every failure of a flow is said, not only logged
+            self.error.emit(f"The copy could not be saved. {_reason(error)}")
+            return
+        self.refresh()
+        self.duplicated.emit(copy)
 
     def delete(self, conversation_id: str) -> None:
         """Hide the conversation and offer an undo for UNDO_SECONDS; a newer delete ends the older
@@ -157,8 +165,8 @@ class Conversations(QObject):
         try:
             hits = await tasks.in_thread(transfer.on_own_connection, self.store.path, True,
                                          ConversationStore.search, query)
-        except UserFacingError as error:
-            self.error.emit(f"Search failed: {error.message}")
+        except Exception as error:  # noqa: BLE001 - every failure of a flow is said, not only logged
+            self.error.emit(f"Search failed: {_reason(error)}")
             return
         self.search_finished.emit(query, hits)
 
@@ -171,7 +179,7 @@ class Conversations(QObject):
         try:
             written = await tasks.in_thread(transfer.on_own_connection, self.store.path, True,
                                             transfer.export_conversations, fmt, out, ids)
-        except (UserFacingError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - every failure of a flow is said, not only logged
             self.error.emit(f"Export failed: {_reason(error)}")
             return
         where = written[0] if len(written) == 1 else out
@@ -184,20 +192,22 @@ class Conversations(QObject):
 
     async def _run_import(self, paths: list[Path]) -> None:
         added: list[transfer.Imported] = []
+        read = []  # the files whose conversations were added
         read_only = self.store.read_only  # a window that must not write: neither may its import
         try:
             for path in paths:
                 self.status.emit(f"Importing {path.name}…")
                 added += await tasks.in_thread(transfer.on_own_connection, self.store.path, read_only,
                                                transfer.import_file, path)
-        except (UserFacingError, OSError) as error:
+                read.append(path)
+        except Exception as error:  # noqa: BLE001 - every failure of a flow is said, not only logged
             self.error.emit(f"Import failed: {_reason(error)}")
             if not added:
                 return
         self.refresh()
         ids = [a.id for a in added]
         self.imported.emit(ids)
-        source = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
+        source = read[0].name if len(read) == 1 else f"{len(read)} files"
         self.status.emit(f"Imported {len(ids)} conversation{'s' * (len(ids) != 1)} from {source}")
 
 

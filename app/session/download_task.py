@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.models import hub
 from app.core.models.hub import DownloadProgress, HubError
-from app.session.tasks import in_thread, start
+from app.session.tasks import in_long_thread, start
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class DownloadTask(QObject):
                 loop.call_soon_threadsafe(self._on_progress, p)
 
         try:
-            path = await in_thread(hub.download, self.repo_id, self.filename, self.dest_dir,
+            path = await in_long_thread(hub.download, self.repo_id, self.filename, self.dest_dir,
                                    token=self._token, progress=report, cancel=self._cancel)
         except asyncio.CancelledError:  # the flow was cancelled: the thread must stop too
             self._running = False

@@ -35,6 +35,7 @@ class InferenceWorker(QObject):
     prompt_ready = Signal(int, int, int)  # request id, prompt tokens, earlier messages not sent
     prompt_progress = Signal(int, int, int)  # request id, prompt tokens read, of total (long prompts)
     counted = Signal(int, int)  # count id, tokens (-1: no model to count with)
+    described = Signal(int, object)  # request id, BuildInfo (None: the engine could not say)
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,6 +126,16 @@ class InferenceWorker(QObject):
                 log.info("counting tokens failed: %s", error.message)
         self.counted.emit(count_id, -1 if tokens is None else tokens)
 
+    @Slot(int)
+    def describe(self, request_id: int) -> None:
+        """What this llama.cpp build can run on, asked of the engine's process."""
+        try:
+            build = self.process.build()
+        except EngineError as error:
+            log.warning("asking the engine about its build: %s", error.message)
+            build = None
+        self.described.emit(request_id, build)
+
     @Slot(int, object, object, object, str, str)
     def generate(self, request_id: int, messages: ChatMessages, sampling: SamplingParams,
                  cache_key: str | None = None, continue_text: str = "",
@@ -166,6 +177,7 @@ class InferenceClient(QObject):
     _load = Signal(str, object)
     _generate = Signal(int, object, object, object, str, str)
     _count = Signal(int, object)
+    _describe = Signal(int)
     _unload = Signal()
     _keep_kv = Signal(object)
     _shutdown = Signal()
@@ -179,6 +191,7 @@ class InferenceClient(QObject):
         self._load.connect(self.worker.load)
         self._generate.connect(self.worker.generate)
         self._count.connect(self.worker.count)
+        self._describe.connect(self.worker.describe)
         self._unload.connect(self.worker.unload)
         self._keep_kv.connect(self.worker.keep_kv)
         self._shutdown.connect(self.worker.shutdown)
@@ -229,6 +242,12 @@ class InferenceClient(QObject):
         """Queue a token count of a chat; `worker.counted` answers with the id returned."""
         self._last_count += 1
         self._count.emit(self._last_count, list(messages))
+        return self._last_count
+
+    def describe(self) -> int:
+        """Queue a question about the llama.cpp build; `worker.described` answers with this id."""
+        self._last_count += 1
+        self._describe.emit(self._last_count)
         return self._last_count
 
     def stop(self) -> None:

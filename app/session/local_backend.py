@@ -15,8 +15,15 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
 
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.backend import Delta, PromptProgress, PromptRead, StreamEvent
-from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
+from app.core.inference.backend import BackendBusy, Delta, PromptProgress, PromptRead, StreamEvent
+from app.core.inference.types import (
+    BuildInfo,
+    ChatMessages,
+    EngineError,
+    GenerationStats,
+    LoadOptions,
+    ModelInfo,
+)
 from app.session.inference_worker import InferenceClient
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,7 @@ class LocalBackend(QObject):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.counted.connect(self._on_counted)
+        worker.described.connect(self._on_counted)
 
     @property
     def model(self) -> ModelInfo | None:
@@ -115,7 +123,7 @@ class LocalBackend(QObject):
                continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> LocalStream:
         request = self.client.generate(messages, sampling, cache_key, continue_text, policy)
         if request is None:
-            raise RuntimeError("an answer is still running: check `busy` before asking for another")
+            raise BackendBusy("an answer is still running: check `busy` before asking for another")
         stream = self._streams[request] = LocalStream(request)
         return stream
 
@@ -130,6 +138,16 @@ class LocalBackend(QObject):
         finally:
             self._counts.pop(count_id, None)
         return None if tokens < 0 else tokens
+
+    async def build(self) -> BuildInfo | None:
+        """What this llama.cpp build can run on, asked of the engine's process (which starts if
+        no model was loaded yet): the window's process never loads llama.cpp."""
+        request = self.client.describe()
+        future = self._counts[request] = asyncio.get_running_loop().create_future()
+        try:
+            return await future
+        finally:
+            self._counts.pop(request, None)
 
     def close(self) -> None:
         """End the engine; what the worker sent before it ended is delivered to the streams,
@@ -163,10 +181,11 @@ class LocalBackend(QObject):
         if isinstance(event, GenerationStats | EngineError):
             del self._streams[request]
 
-    def _on_counted(self, count_id: int, tokens: int) -> None:
-        future = self._counts.get(count_id)
+    def _on_counted(self, request: int, answer: object) -> None:
+        """A count (tokens) or a build description: both answer a future by their request id."""
+        future = self._counts.get(request)
         if future is not None and not future.done():
-            future.set_result(tokens)
+            future.set_result(answer)
 
     def _on_loading(self, path: str) -> None:
         self.loading.emit(path)

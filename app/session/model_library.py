@@ -8,52 +8,25 @@ settings) are a small JSON file: `library` reads and writes them directly.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.inference.types import BuildInfo
+from app.core.models import library_files
 from app.core.models.gguf_info import GGUFError, GGUFHeader, read_model
 from app.core.models.library import ModelLibrary
 from app.core.models.library_files import LibraryError, ModelEntry, file_sha256
-from app.session.tasks import in_thread
-
-
-@dataclass(frozen=True)
-class BuildInfo:
-    """What this llama.cpp build can run on."""
-
-    backend: str  # the device answers run on: "CUDA", "Metal", "Vulkan" or "CPU"
-    gpu_offload: bool
-    llama_cpp_version: str  # llama-cpp-python's
-
-    @property
-    def description(self) -> str:
-        gpu = "GPU offload available" if self.gpu_offload else "no GPU offload in this build"
-        return f"llama.cpp backends: {self.backend} ({gpu})"
+from app.session.tasks import in_long_thread, in_thread
 
 
 @dataclass(frozen=True)
 class ImportResult:
     imported: list[Path]  # the new files in the library, in the order asked
     problems: list[str]  # why each refused file was refused, for people
-
-
-@functools.cache
-def _describe_build() -> BuildInfo:
-    """Loads llama.cpp into this process (a second or so the first time): call it in a thread."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from app.core.inference.local import devices
-
-    try:
-        binding = version("llama-cpp-python")
-    except PackageNotFoundError:
-        binding = "?"
-    return BuildInfo(devices.backend_name(), devices.gpu_offload_supported(), binding)
 
 
 def _import_each(library: ModelLibrary, files: list[str], link: bool) -> ImportResult:
@@ -66,13 +39,22 @@ def _import_each(library: ModelLibrary, files: list[str], link: bool) -> ImportR
     return ImportResult(imported, problems)
 
 
+UNKNOWN_BUILD = BuildInfo("unknown", False, "?")
+
+
 class LibrarySession(QObject):
     changed = Signal()  # models were imported or deleted: lists of them scan again
 
-    def __init__(self, library: ModelLibrary | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, library: ModelLibrary | None = None,
+                 describe_build: Callable[[], Awaitable[BuildInfo | None]] | None = None,
+                 parent: QObject | None = None) -> None:
+        """describe_build: asks the engine's process what its llama.cpp build can run on
+        (LocalBackend.build); without one, the build is not known."""
         super().__init__(parent)
         self.library = library or ModelLibrary()
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._describe_build = describe_build
+        self._build: BuildInfo | None = None
 
     def default_model(self) -> Path | None:
         return self.library.default_model()
@@ -91,7 +73,8 @@ class LibrarySession(QObject):
 
     async def delete(self, path: str | os.PathLike[str]) -> list[Path]:
         """Delete a model's files (every part) from the models folder. Raises LibraryError."""
-        removed = await in_thread(self.library.delete_model, path)
+        removed = await in_thread(library_files.delete_model, path, self.library.models_folder)
+        self.library.forget(path, removed)  # the settings are the GUI thread's: forgotten here
         self.changed.emit()
         return removed
 
@@ -107,9 +90,14 @@ class LibrarySession(QObject):
         stat = await in_thread(os.stat, path)
         key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._hashes:
-            self._hashes[key] = await in_thread(file_sha256, path)
+            self._hashes[key] = await in_long_thread(file_sha256, path)
         return self._hashes[key]
 
     async def build(self) -> BuildInfo:
-        """The llama.cpp build, read in a worker thread the first time and remembered."""
-        return await in_thread(_describe_build)
+        """The llama.cpp build, asked of the engine's process the first time and remembered."""
+        if self._build is None:
+            described = await self._describe_build() if self._describe_build is not None else None
+            if described is None:
+                return UNKNOWN_BUILD
+            self._build = described
+        return self._build

@@ -1,4 +1,5 @@
-"""The model's life: load (with the settings stored for it), reload with new settings, unload.
+"""The model's life: load with given settings, reload with new ones, unload (the settings stored
+for each model are the library's: app/ui/models/model_actions.py passes them).
 
 Widgets ask here and observe the signals; the loading itself runs in the engine's process.
 """
@@ -23,6 +24,7 @@ class ModelSession(QObject):
     status = Signal(str)  # "Loading model…", "Ready", "No model"
 
     def __init__(self, backend: LocalBackend, parent: QObject | None = None) -> None:
+        """backend: a Backend with the lifecycle signals loading, loaded, load_failed, unloaded."""
         super().__init__(parent)
         self.backend = backend
         self.load_options = LoadOptions()  # what the loaded model was loaded with

@@ -19,13 +19,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="llamadesk-task")
+# Jobs that may take minutes or hours (downloads, hashing a model) get threads of their own, so a
+# search or an export never waits behind them.
+_long_executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="llamadesk-long")
 _pending: set[concurrent.futures.Future] = set()  # blocking calls still running in a thread
 _tasks: set[asyncio.Task] = set()  # tasks started here, kept alive until they end
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn(*args, **kwargs) in a worker thread; the GUI thread keeps turning meanwhile."""
-    future = _executor.submit(functools.partial(fn, *args, **kwargs))
+    return await _run_on(_executor, functools.partial(fn, *args, **kwargs))
+
+
+async def in_long_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """in_thread, for a job that may take minutes (a download, hashing a model file)."""
+    return await _run_on(_long_executor, functools.partial(fn, *args, **kwargs))
+
+
+async def _run_on(executor: concurrent.futures.Executor, call: Callable[[], T]) -> T:
+    future = executor.submit(call)
     _pending.add(future)
     future.add_done_callback(_pending.discard)
     return await asyncio.wrap_future(future)

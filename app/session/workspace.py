@@ -29,7 +29,7 @@ class Workspace(QObject):
         self.store = store or ConversationStore(default_store_path())
         self.backend = backend or LocalBackend(parent=self)
         self.models = ModelSession(self.backend, self)
-        self.library = LibrarySession(parent=self)
+        self.library = LibrarySession(describe_build=self.backend.build, parent=self)
         self.conversations = Conversations(self.store, self)
         self.sampling = SamplingSettings(parent=self)
         self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self)

@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(prefs.splitter)
         if prefs.last_conversation and self.conversations.is_saved(prefs.last_conversation):
             self.chat.open_conversation(prefs.last_conversation)
+        else:
+            self.conversation_list.select(self.chat.conversation.id)  # the new chat, once saved
 
     def _save_state(self) -> None:
         prefs = self.preferences
@@ -237,14 +239,14 @@ class MainWindow(QMainWindow):
 
     def _on_system_prompt_changed(self, text: str) -> None:
         self.chat.set_system_prompt(text)
-        self.chat_panel.count_timer.start()
+        self.chat_panel.recount()
         self.side_tabs.setTabText(1, "System prompt •" if text else "System prompt")
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.banner.hide()
         if info.gpu_note:
             self.show_error(info.gpu_note)
-        self.chat_panel.count_timer.start()
+        self.chat_panel.recount()
 
     def _on_model_failed(self, _message: str) -> None:
         if self.model_session.model is None:

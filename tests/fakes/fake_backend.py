@@ -11,7 +11,7 @@ import asyncio
 import collections
 from dataclasses import dataclass, field
 
-from app.core.inference.backend import Delta, PromptRead, StreamEvent
+from app.core.inference.backend import BackendBusy, Delta, PromptRead, StreamEvent
 from app.core.inference.types import EngineError, GenerationStats, ModelInfo
 
 MODEL = ModelInfo(path="/models/fake.gguf", name="fake", architecture="llama", n_ctx=2048, n_layers=4,
@@ -114,7 +114,7 @@ class FakeBackend:
     def stream(self, messages, sampling, cache_key=None, continue_text="", policy="drop_oldest"
                ) -> FakeStream:
         if self.busy:
-            raise RuntimeError("an answer is still running")
+            raise BackendBusy("an answer is still running")
         request = {"messages": list(messages), "sampling": sampling, "cache_key": cache_key,
                    "continue_text": continue_text, "policy": str(policy), "sent": []}
         self.requests.append(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,25 @@ def test_the_hash_is_computed_once_per_version_of_the_file(qtbot, library, tmp_p
     assert run(qtbot, library.sha256(file)) == hashlib.sha256(b"second, longer").hexdigest()
 
 
-def test_the_build_is_described(qtbot, library) -> None:
+def test_the_build_is_asked_of_the_engine_process(qtbot) -> None:
+    """The window's process never loads llama.cpp: the engine's process describes its build."""
+    from app.session.local_backend import LocalBackend
+
+    backend = LocalBackend()
+    try:
+        library = LibrarySession(describe_build=backend.build)
+        build = run(qtbot, library.build())
+        assert backend.client.worker.process.pid not in (None, os.getpid())
+        assert build.backend and build.llama_cpp_version[0].isdigit()
+        assert build.description.startswith(f"llama.cpp backends: {build.backend} (")
+        assert run(qtbot, library.build()) is build  # asked once
+    finally:
+        backend.close()
+
+
+def test_without_an_engine_the_build_is_unknown(qtbot, library) -> None:
     build = run(qtbot, library.build())
-    assert build.backend and build.llama_cpp_version[0].isdigit()
-    assert build.description.startswith(f"llama.cpp backends: {build.backend} (")
+    assert build.backend == "unknown" and not build.gpu_offload
 
 
 def test_hub_search_and_listing(qtbot, fake_hub, tmp_path) -> None:

@@ -118,17 +118,29 @@ def test_a_newer_scan_cancels_the_older(qtbot, library_folder) -> None:
     assert older.cancelled()
 
 
-def test_it_says_which_llama_cpp_build_runs_the_models(qtbot, library_folder) -> None:
-    manager = open_manager(qtbot)
+@pytest.fixture
+def engine():
+    """A real engine process to describe the llama.cpp build (the window's process never loads it)."""
+    from app.session.local_backend import LocalBackend
+
+    backend = LocalBackend()
+    yield backend
+    backend.close()
+
+
+def test_it_says_which_llama_cpp_build_runs_the_models(qtbot, library_folder, engine) -> None:
+    manager = ModelsWindow(LibrarySession(ModelLibrary(), describe_build=engine.build))
+    qtbot.addWidget(manager)
+    manager.show()
     qtbot.waitUntil(lambda: manager.backends.text().startswith("llama.cpp backends: "), timeout=30_000)
-    assert "GPU offload" in manager.backends.text()
+    assert "GPU offload" in manager.backends.text() and "unknown" not in manager.backends.text()
 
 
-def test_about_names_the_llama_cpp_build(qtbot) -> None:
+def test_about_names_the_llama_cpp_build(qtbot, engine) -> None:
     parent = QWidget()
     qtbot.addWidget(parent)
-    help_dialogs.show_about(parent, LibrarySession())
+    help_dialogs.show_about(parent, LibrarySession(describe_build=engine.build))
     qtbot.waitUntil(lambda: parent.findChild(QMessageBox, "aboutBox") is not None, timeout=30_000)
     box = parent.findChild(QMessageBox, "aboutBox")
-    assert "llama-cpp-python " in box.text() and "llama.cpp backends: " in box.text()
+    assert "llama-cpp-python 0." in box.text() and "llama.cpp backends: CPU" in box.text()
     box.close()

@@ -138,3 +138,15 @@ class Conversation:
 def title_from(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """A conversation as a list shows it."""
+
+    id: str
+    title: str
+    created: float
+    updated: float
+    pinned: bool
+    message_count: int | None  # None: not counted (the window's list asks for one when shown)

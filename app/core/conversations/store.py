@@ -16,7 +16,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.chat.sampling import SamplingParams
@@ -24,7 +23,7 @@ from app.core.conversations import bulk_insert
 from app.core.conversations import search as _search
 from app.core.conversations.answer_recorder import AnswerRecorder as AnswerRecorder  # re-exported
 from app.core.conversations.bulk_insert import IMPORT_CHUNK_S, IMPORT_PAUSE_S
-from app.core.conversations.conversation import Conversation, Message
+from app.core.conversations.conversation import Conversation, ConversationSummary, Message
 from app.core.conversations.database import BUSY_TIMEOUT_MS, Database, guarded
 from app.core.conversations.database import RETRY_PAUSES_S as RETRY_PAUSES_S  # re-exported
 from app.core.conversations.migrations import MIGRATIONS as MIGRATIONS  # re-exported: the schema's history
@@ -43,20 +42,10 @@ from app.core.conversations.search import (
     MATCH_END as MATCH_END,  # re-exported: search results are the store's API
 )
 from app.core.conversations.search import MATCH_START as MATCH_START
-from app.core.conversations.search import SearchHit as SearchHit
+from app.core.conversations.search import SearchHit
 
 log = logging.getLogger(__name__)
 DATABASE_NAME = "conversations.sqlite3"
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    id: str
-    title: str
-    created: float
-    updated: float
-    pinned: bool
-    message_count: int | None  # None: not counted (the window's list asks for one when shown)
 
 
 class ConversationStore(Database):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.types import ChatMessages, GenerationStats, ModelInfo
+from app.core.inference.types import ChatMessages, GenerationStats, LoadOptions, ModelInfo
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class Delta:
 StreamEvent = PromptRead | PromptProgress | Delta | GenerationStats
 
 
+class BackendBusy(Exception):
+    """An answer still runs: `stream` refuses another (check `busy` first)."""
+
+
 class Stream(Protocol):
     """One answer being written: iterate it on the event loop; `take_arrived` hands over, without
     waiting, what has arrived so far (used when the app closes mid-answer)."""
@@ -58,6 +62,14 @@ class Stream(Protocol):
 
 
 class Backend(Protocol):
+    """Loading and its outcome are announced by each implementation's own events (the local one's
+    Qt signals loading / loaded / load_failed / unloaded), which ModelSession observes."""
+
+    def load(self, source: str, options: LoadOptions) -> None:
+        """Load a model file (local) or connect to an endpoint (remote); returns at once."""
+
+    def unload(self) -> None: ...
+
     @property
     def model(self) -> ModelInfo | None:
         """What answers now (None: nothing loaded or connected)."""
@@ -68,7 +80,8 @@ class Backend(Protocol):
 
     def stream(self, messages: ChatMessages, sampling: SamplingParams, cache_key: str | None = None,
                continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> Stream:
-        """Start an answer now (the request is sent before the first await).
+        """Start an answer now (the request is sent before the first await); BackendBusy while
+        another runs.
 
         cache_key names the conversation (its KV cache is kept apart from others');
         continue_text is the start of the answer, already written, for the model to carry on.

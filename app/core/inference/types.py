@@ -67,3 +67,18 @@ class GenerationStats:
 
 
 ChatMessages = list[dict[str, str]]  # [{"role": ..., "content": ...}, ...]: what a model is asked
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What this llama.cpp build can run on (asked of the engine's process: the window's process
+    never loads llama.cpp)."""
+
+    backend: str  # the device answers run on: "CUDA", "Metal", "Vulkan" or "CPU"
+    gpu_offload: bool
+    llama_cpp_version: str  # llama-cpp-python's
+
+    @property
+    def description(self) -> str:
+        gpu = "GPU offload available" if self.gpu_offload else "no GPU offload in this build"
+        return f"llama.cpp backends: {self.backend} ({gpu})"

@@ -188,6 +188,11 @@ class ModelLibrary:
     def delete_model(self, path: str | os.PathLike[str]) -> list[Path]:
         """Delete the model's files, then forget its settings and, if it was, the default."""
         removed = library_files.delete_model(path, self.models_folder)
+        self.forget(path, removed)
+        return removed
+
+    def forget(self, path: str | os.PathLike[str], removed: list[Path]) -> None:
+        """Forget the settings of a deleted model's files (and the default, if it was)."""
         keys = {_key(p) for p in removed} | {_key(path)}
         for key in keys:
             self._data["models"].pop(key, None)
@@ -195,4 +200,3 @@ class ModelLibrary:
         if default and _key(default) in keys:
             self._data["default_model"] = None
         self._save()
-        return removed

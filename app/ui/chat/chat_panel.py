@@ -81,9 +81,16 @@ class ChatPanel(QWidget):
             self.info.emit("Ready")
 
     def _on_message_action(self, action: str, message_id: str) -> None:
-        handler = getattr(self, "_" + action.replace("-", "_"), None)
+        handler = {"copy": self._copy, "copy-plain": self._copy_plain, "copy-code": self._copy_code,
+                   "edit": self._edit, "previous": self._previous, "next": self._next,
+                   "delete": self._delete, "regenerate": self._regenerate,
+                   "continue": self._continue}.get(action)
         if handler is not None:
             handler(message_id)
+
+    def recount(self) -> None:
+        """Count the context again soon (the model, the system prompt or the policy changed)."""
+        self.count_timer.start()
 
     def _copy(self, message_id: str) -> None:
         QApplication.clipboard().setText(self.chat.message_text(message_id))
@@ -145,4 +152,4 @@ class ChatPanel(QWidget):
 
     def _on_policy_changed(self, policy: str) -> None:
         self.chat.overflow_policy = policy
-        self.count_timer.start()  # the meter's words depend on the policy
+        self.recount()  # the meter's words depend on the policy

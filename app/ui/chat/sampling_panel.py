@@ -1,7 +1,7 @@
 """The sampling settings panel: presets, sliders paired with exact numeric fields, seed, stop strings.
 
 The panel edits a SamplingSettings model; it does not own the values. Whoever holds the model
-(the chat controller) swaps in another conversation's settings and the panel follows.
+(the chat session) swaps in another conversation's settings and the panel follows.
 """
 
 from __future__ import annotations

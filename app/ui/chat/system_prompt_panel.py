@@ -1,6 +1,6 @@
 """The conversation's system prompt, with saved prompts to pick from and to save to.
 
-The panel edits text; the controller owns the conversation. An edit is reported once the user
+The panel edits text; the chat session owns the conversation. An edit is reported once the user
 pauses typing (or leaves the field), not on every key.
 """
 

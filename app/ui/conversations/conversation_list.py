@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.conversations.conversation import ConversationSummary
 from app.core.conversations.search import MATCH_END, MATCH_START, SearchHit
-from app.session.conversations import Conversations, ConversationSummary
+from app.session.conversations import Conversations
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -45,6 +45,7 @@ class ModelActions(QObject):
         self._header = Latest("model header")
         models.loaded.connect(self._on_loaded)
         models.unloaded.connect(self._on_unloaded)
+        models.failed.connect(self._on_failed)
         settings_panel.apply_requested.connect(self.reload_with)
 
     # -- the models window and the download dialog ----------------------------------------------
@@ -167,6 +168,14 @@ class ModelActions(QObject):
         panel.show_model(info)
         self._header.start(self._show_memory_of(info.path))
         self._mark_current()
+
+    def _on_failed(self, _message: str) -> None:
+        """A failed load may have kept the model that worked (with its own settings), or none."""
+        kept = self.models.model
+        if kept is not None:
+            self._on_loaded(kept)
+        else:
+            self._on_unloaded()
 
     def _on_unloaded(self) -> None:
         self._header.cancel()

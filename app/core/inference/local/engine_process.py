@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.inference.local.engine_server import serve
-from app.core.inference.types import ChatMessages, EngineError, LoadOptions, ModelInfo
+from app.core.inference.types import BuildInfo, ChatMessages, EngineError, LoadOptions, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,13 @@ class EngineProcess:
                 return event[1]
         return None
 
+    def build(self) -> BuildInfo | None:
+        """What this llama.cpp build can run on (the process starts if it is not running)."""
+        for event in self._call("build"):
+            if event[0] == "build":
+                return event[1]
+        return None
+
     def keep_kv(self, keys: set[str]) -> None:
         """Only these conversations' KV caches may remain (see Engine.keep_kv)."""
         for _ in self._call("keep_kv", set(keys)):
@@ -164,7 +171,7 @@ class EngineProcess:
                 if event[0] == "error":
                     raise EngineError(event[2], kind=event[1])
                 yield event
-                if event[0] in ("loaded", "unloaded", "counted", "info", "kept", "done"):
+                if event[0] in ("loaded", "unloaded", "counted", "info", "build", "kept", "done"):
                     return
         except (EOFError, OSError) as error:
             raise self._crash_error(command[0]) from error

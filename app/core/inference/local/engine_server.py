@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions
+from app.core.inference.types import BuildInfo, ChatMessages, EngineError, GenerationStats, LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ class _Handler:
 
     def info(self) -> None:
         self.send("info", self.engine.info)
+
+    def build(self) -> None:
+        self.send("build", describe_build())
 
     def keep_kv(self, keys: set[str]) -> None:
         self.engine.keep_kv(keys)
@@ -226,3 +229,16 @@ def _limit_memory(limit: int | None) -> None:
         soft = hard if soft == resource.RLIM_INFINITY else min(soft, hard)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def describe_build() -> BuildInfo:
+    """The devices this llama.cpp build can use, and llama-cpp-python's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from app.core.inference.local import devices
+
+    try:
+        binding = version("llama-cpp-python")
+    except PackageNotFoundError:
+        binding = "?"
+    return BuildInfo(devices.backend_name(), devices.gpu_offload_supported(), binding)
