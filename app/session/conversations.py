@@ -205,6 +205,7 @@ class Conversations(QObject):
             if not added:
                 return
         self.refresh()
+        await asyncio.sleep(0)  # the window turns once between redrawing the list and opening a chat
         ids = [a.id for a in added]
         self.imported.emit(ids)
         source = read[0].name if len(read) == 1 else f"{len(read)} files"

@@ -11,6 +11,7 @@ import logging
 from PySide6.QtCore import QObject
 
 from app.core.conversations.store import ConversationStore, StoreError, default_store_path
+from app.session import tasks
 from app.session.chat_session import ChatSession
 from app.session.conversations import Conversations
 from app.session.local_backend import LocalBackend
@@ -44,6 +45,7 @@ class Workspace(QObject):
         conversations.imported.connect(lambda ids: ids and chat.open_conversation(ids[0]))
         conversations.purged.connect(self.keep_only_live_kv)
         self.keep_only_live_kv()  # snapshots of chats deleted since: gone, with their text
+        tasks.start(tasks.in_thread(_warm_up_rendering), "warm up the renderer")
 
     def keep_only_live_kv(self) -> None:
         """A KV snapshot holds a chat's text: it goes when the chat is purged."""
@@ -57,3 +59,10 @@ class Workspace(QObject):
         before the engine ends), then the backend ends, keeping what arrived of an answer."""
         self.conversations.purge_deleted()
         self.chat.shutdown()
+
+
+def _warm_up_rendering() -> None:
+    """In a worker thread: Markdown and the highlighters load there, not when a chat first opens."""
+    from app.core.chat import markdown_render  # markdown-it and Pygments: not on the window's path
+
+    markdown_render.warm_up()

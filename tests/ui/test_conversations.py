@@ -215,13 +215,15 @@ def test_a_long_chat_opens_at_its_end_showing_recent_messages_first(qtbot) -> No
     window.chat.open_conversation(c.id)
     view = window.chat_view
     text = view.toPlainText()
-    assert text.startswith(f"Show {RECENT} earlier messages (250 hidden)")
-    assert "message number 250\n" in text and "message number 249\n" not in text
+    hidden = 450 - RECENT
+    assert text.startswith(f"Show {RECENT} earlier messages ({hidden} hidden)")
+    assert f"message number {hidden}\n" in text and f"message number {hidden - 1}\n" not in text
     qtbot.waitUntil(lambda: view.verticalScrollBar().value() == view.verticalScrollBar().maximum())
     assert view.verticalScrollBar().maximum() > 0
-    first_shown = c.thread()[250].id
+    first_shown = c.thread()[hidden].id
     view.anchorClicked.emit(QUrl("llamadesk:earlier"))
-    assert "(50 hidden)" in view.toPlainText() and "message number 50\n" in view.toPlainText()
+    hidden -= RECENT
+    assert f"({hidden} hidden)" in view.toPlainText() and f"message number {hidden}\n" in view.toPlainText()
     top = view.cursorForPosition(view.viewport().rect().topLeft()).position()
     assert abs(top - view._starts[first_shown]) < 200, "the reader keeps their place"
     window.close()

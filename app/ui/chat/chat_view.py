@@ -30,7 +30,7 @@ from app.core.conversations.conversation import Conversation, Message
 from app.ui.shell.theme import LIGHT, Colors
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
-RECENT = 200  # messages drawn when a conversation opens; each click on "earlier" adds as many
+RECENT = 60  # messages drawn when a conversation opens (30 turns); each click on "earlier" adds as many
 _EARLIER = "llamadesk:earlier"
 _OPENABLE = ("http", "https", "mailto")  # link schemes a click may hand to the system
 
@@ -51,6 +51,7 @@ class ChatView(QTextBrowser):
         self._body_end: int | None = None  # where it ends; None while it grows
         self._starts: dict[str, int] = {}  # message id -> where it begins
         self._conversation: Conversation | None = None
+        self._versions: dict[str | None, list[Message]] | None = None  # while a conversation is drawn
         self._shown = RECENT
         self._at_end = True  # follow the end as the text grows, unless the user scrolled up
         self._text_format = QTextCharFormat()
@@ -150,6 +151,9 @@ class ChatView(QTextBrowser):
         self._starts.clear()
         self._at_end = True
         cursor = self._end_cursor()
+        self._versions = {}  # each turn's versions, found once for the whole drawing
+        for message in conversation.messages:
+            self._versions.setdefault(message.parent_id, []).append(message)
         cursor.beginEditBlock()
         if hidden:
             cursor.insertText(f"Show {min(hidden, RECENT)} earlier messages ({hidden} hidden)",
@@ -164,6 +168,7 @@ class ChatView(QTextBrowser):
             if not last_open:
                 self.end_message(message, cursor, rendered=True)
         cursor.endEditBlock()
+        self._versions = None
         self._scroll_to_end()
 
     def _on_anchor(self, url: QUrl) -> None:
@@ -248,7 +253,10 @@ class ChatView(QTextBrowser):
         if message is None:
             return
         cursor.insertBlock(QTextBlockFormat())
-        versions = self._conversation.versions(message) if self._conversation else [message]
+        if self._versions is not None:
+            versions = self._versions.get(message.parent_id, [message])
+        else:
+            versions = self._conversation.versions(message) if self._conversation else [message]
         if len(versions) > 1:
             index = next(i for i, m in enumerate(versions) if m is message or m.id == message.id)
             self._insert_link(cursor, "‹", "previous", message.id)
