@@ -95,3 +95,29 @@ def running_app(llamadesk_home: Path) -> Iterator[Callable[..., RunningApp]]:
         if running.process.poll() is None:
             running.process.kill()
             running.process.communicate()
+
+
+# -- the command line, as a user runs it (shared by the CLI test modules) ---------------------------
+
+def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` from the repository root, as a user on a UTF-8 terminal runs it."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("LLAMADESK_DEBUG", "QT_QPA_PLATFORM")}
+    environment.update({"LLAMADESK_HOME": str(home), "PYTHONIOENCODING": "utf-8", **env})
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=REPO, env=environment,
+                          capture_output=True, encoding="utf-8", errors="surrogateescape", timeout=60)
+
+
+def assert_fails(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit 1, nothing on stdout, one line on stderr that holds every needle."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == "" and "usage:" in result.stderr and "Traceback" not in result.stderr

@@ -24,6 +24,7 @@ import pytest
 from app.core.conversations import transcripts
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import SCHEMA_VERSION, ConversationStore, default_store_path
+from tests.e2e.conftest import assert_fails, assert_usage_error, run_cli
 from tests.fixtures.golden import T0, sample_conversation, second_conversation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,30 +41,6 @@ LISTING = (
 )
 DELETE = object()  # in bad-file variants: remove the key
 RENDER = {"md": transcripts.to_markdown, "html": transcripts.to_html, "txt": transcripts.to_text}
-
-
-def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m app ARGS` from the repository root, as a user on a UTF-8 terminal runs it."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("LLAMADESK_DEBUG", "QT_QPA_PLATFORM")}
-    environment.update({"LLAMADESK_HOME": str(home), "PYTHONIOENCODING": "utf-8", **env})
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=REPO, env=environment,
-                          capture_output=True, encoding="utf-8", errors="surrogateescape", timeout=60)
-
-
-def assert_fails(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit 1, nothing on stdout, one line on stderr that holds every needle."""
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def assert_usage_error(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert result.stdout == "" and "usage:" in result.stderr and "Traceback" not in result.stderr
 
 
 @contextmanager

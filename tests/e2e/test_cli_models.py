@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import assert_fails, assert_usage_error, run_cli
+from tests.e2e.conftest import assert_fails, assert_usage_error, run_cli
 from tests.fixtures.gguf_files import write_split_llama, write_tiny_llama
 from tests.fixtures.hostile_gguf import HOSTILE, bit_flipped_model, huge_block_count
 

@@ -1,9 +1,16 @@
-"""GUI fixtures: a test fails if it leaves a QThread running (napari's _dangling_qthreads)."""
+"""GUI fixtures (a test fails if it leaves a QThread running, napari's _dangling_qthreads) and the
+helpers the GUI test modules share."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
+
+if TYPE_CHECKING:
+    from app.core.conversations.conversation import Conversation
+    from app.ui.main_window import MainWindow
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +63,28 @@ def window(qtbot, model_path):
         win.model_session.load(str(model_path))
     yield win
     win.close()
+
+
+# -- helpers shared by the GUI test modules ---------------------------------------------------------
+
+def open_window(qtbot, width: int = 1200, height: int = 760) -> MainWindow:
+    from app.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(width, height)
+    window.show()
+    window.activateWindow()  # shortcuts (Ctrl+K, Ctrl+E) go to the active window
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    return window
+
+
+def seed_store(window: MainWindow, *conversations: Conversation) -> None:
+    window.store.insert_conversations(conversations)
+    window.conversations.refresh()
+
+
+def send(qtbot, window: MainWindow, text: str) -> None:
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
+        qtbot.keyClicks(window.composer, text)
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.conversations.conversation import Conversation
 from app.ui.chat.chat_view import ChatView
-from tests.ui.test_conversations import open_window, seed_store
+from tests.ui.conftest import open_window, seed_store
 
 CODE = 'def greet(name):\n    return f"Hello, {name}!"\n'
 ANSWER = (

@@ -8,8 +8,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.conversations.conversation import Conversation
 from app.ui.main_window import MainWindow
-from tests.ui.test_conversations import open_window, seed_store
-from tests.ui.test_message_actions import send
+from tests.ui.conftest import open_window, seed_store, send
 
 
 def test_menus_list_the_shortcuts(qtbot) -> None:

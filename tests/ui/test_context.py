@@ -9,8 +9,7 @@ from app.core.chat.context_window import OverflowPolicy
 from app.core.conversations.conversation import Conversation
 from app.core.conversations.store import ConversationStore
 from app.ui.main_window import MainWindow
-from tests.ui.test_conversations import seed_store
-from tests.ui.test_message_actions import send
+from tests.ui.conftest import seed_store, send
 
 SMALL_CONTEXT = 512
 

@@ -12,6 +12,7 @@ from app.core.conversations.conversation import Conversation
 from app.core.conversations.store import ConversationStore
 from app.ui.conversations import transcript_dialogs
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import open_window, seed_store
 
 
 def send_and_wait(qtbot, window: MainWindow, text: str) -> None:
@@ -20,24 +21,9 @@ def send_and_wait(qtbot, window: MainWindow, text: str) -> None:
         qtbot.keyClick(window.composer, Qt.Key.Key_Return)
 
 
-def open_window(qtbot, width: int = 1200, height: int = 760) -> MainWindow:
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.resize(width, height)
-    window.show()
-    window.activateWindow()  # shortcuts (Ctrl+K, Ctrl+E) go to the active window
-    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
-    return window
-
-
 def titles(window: MainWindow) -> list[str]:
     listing = window.conversation_list.list
     return [listing.item(i).text() for i in range(listing.count())]
-
-
-def seed_store(window: MainWindow, *conversations: Conversation) -> None:
-    window.store.insert_conversations(conversations)
-    window.conversations.refresh()
 
 
 def long_conversation(marker_at: int, marker: str) -> Conversation:

@@ -7,14 +7,9 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.conversations.store import ConversationStore
 from app.ui.main_window import MainWindow
+from tests.ui.conftest import send
 
 QUESTION = "Name three animals that live in the Andes."
-
-
-def send(qtbot, window: MainWindow, text: str) -> None:
-    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
-        qtbot.keyClicks(window.composer, text)
-        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
 
 
 def act(qtbot, window: MainWindow, action: str, message_id: str, wait: bool = False) -> None:
