@@ -531,7 +531,10 @@ def main() -> int:
     from app.core.models.library_files import default_model_path
 
     model = Path(args.model or default_model_path())
-    qt_app = QApplication.instance() or QApplication([])  # noqa: F841 - the windows need it
+    qt_app = QApplication.instance() or QApplication([])
+    from app.session import tasks
+
+    tasks.install_loop(qt_app)  # the window's flows run on it, as under app.gui
     cases.install_excepthook()
     rng = random.Random(args.seed)
     n, faults = TRIES["quick" if args.quick else "full"], FAULTS["quick" if args.quick else "full"]

@@ -261,6 +261,9 @@ def child_start(db_path: str, launched: float) -> int:
     timed(ConversationList, "set_conversations")
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app.session import tasks
+
+    tasks.install_loop(qt_app)  # the window's flows run on it, as under app.gui
     mark("qapp")
     store = ConversationStore(db_path)
     mark("store")
@@ -278,7 +281,7 @@ def child_start(db_path: str, launched: float) -> int:
     }
     window.close()
     store.close()
-    result["thread_running"] = window.controller.client._thread.isRunning()
+    result["thread_running"] = window.backend.client._thread.isRunning()
     print(json.dumps(result))
     return 0
 
@@ -352,11 +355,14 @@ def measure_open(db_path: Path, big_id: str, rounds: int) -> dict:
 
     gui._route_qt_messages_to_logging()  # the offscreen plugin's known warning, quiet as in the app
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app.session import tasks
+
+    tasks.install_loop(qt_app)  # the window's flows run on it, as under app.gui
     store = ConversationStore(db_path)
     window = MainWindow(store=store)
     window.show()
     qt_app.processEvents()
-    controller, view = window.controller, window.chat_view
+    chat, view = window.chat, window.chat_view
     bar = view.verticalScrollBar()
     spent = {"load": 0.0, "render": 0.0}
 
@@ -376,11 +382,11 @@ def measure_open(db_path: Path, big_id: str, rounds: int) -> dict:
     results = []
     try:
         for _ in range(rounds):
-            controller.new_conversation()  # away from the big one (an empty chat)
+            chat.new_conversation()  # away from the big one (an empty chat)
             qt_app.processEvents()
             spent.update(load=0.0, render=0.0)
             started = perf_counter()
-            controller.open_conversation(big_id)
+            chat.open_conversation(big_id)
             returned = perf_counter()
             shown, previous_max, spins = None, -1, 0
             while perf_counter() - started < 10.0:
@@ -403,7 +409,7 @@ def measure_open(db_path: Path, big_id: str, rounds: int) -> dict:
     finally:
         window.close()
         qt_app.processEvents()
-        running = window.controller.client._thread.isRunning()
+        running = window.backend.client._thread.isRunning()
         store.close()
     return {"rounds": results, "thread_running": running}
 

@@ -3,7 +3,7 @@
     python bench/stream.py [--tokens 256] [--rounds 3] [--threads 2] [--model PATH] [--gpu-layers N]
 
 Raw: Llama.generate on the chat prompt, greedy, counting tokens until end of text or --tokens.
-App: the real main window (offscreen): composer -> controller -> inference thread (Engine) ->
+App: the real main window (offscreen): composer -> chat session -> inference thread -> engine process ->
 signals -> batched flushes into the chat view. Both decode the same greedy answer on the same
 model file with the same threads; rounds alternate raw and app, and medians are compared.
 
@@ -95,6 +95,9 @@ def main() -> int:
     model = args.model or str(default_model_path())
     options = LoadOptions(n_ctx=4096, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     qt_app = QApplication.instance() or QApplication([])
+    from app.session import tasks
+
+    tasks.install_loop(qt_app)  # the window's flows run on it, as under app.gui
 
     window = MainWindow()
     window.show()

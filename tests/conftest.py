@@ -61,11 +61,9 @@ def qt_loop(qapp):
     qtbot waits for a signal."""
     import asyncio
 
-    import qasync
+    from app.session import tasks
 
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(loop)
-    yield loop
+    yield tasks.install_loop(qapp)
     asyncio.events._set_running_loop(None)
 
 

@@ -43,10 +43,40 @@ async def _run_on(executor: concurrent.futures.Executor, call: Callable[[], T]) 
     return await asyncio.wrap_future(future)
 
 
+def install_loop(qt_app) -> asyncio.AbstractEventLoop:
+    """The qasync loop over a QApplication whose event loop runs by other means (Qt's own exec,
+    nested QEventLoops: benchmarks and tests). gui.py runs its loop itself."""
+    import qasync
+
+    loop = qasync.QEventLoop(qt_app, already_running=True)
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def the_loop() -> asyncio.AbstractEventLoop:
+    """The qasync loop flows run on; a clear error where there is none (a script that made the
+    window without app.gui or install_loop would otherwise wait for ever)."""
+    import qasync
+
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if not isinstance(loop, qasync.QEventLoop):
+        raise RuntimeError("Flows run on the qasync loop: run the app through app.gui, or call "
+                           "app.session.tasks.install_loop(qt_app) before making the window.")
+    return loop
+
+
 def start(flow: Coroutine[Any, Any, T], name: str = "") -> asyncio.Task[T]:
     """Run a flow on the loop. Its failure is logged (a flow reports its own errors to the user);
     cancellation is silent."""
-    task = asyncio.ensure_future(flow)
+    try:
+        loop = the_loop()
+    except RuntimeError:
+        flow.close()
+        raise
+    task = loop.create_task(flow)
     if name:
         task.set_name(name)
     _tasks.add(task)

@@ -27,6 +27,7 @@ class Workspace(QObject):
                  parent: QObject | None = None) -> None:
         """store: the conversations' database (default: the user's); backend: what writes the answers."""
         super().__init__(parent)
+        tasks.the_loop()  # before any thread starts: without the loop, say so at once
         self.store = store or ConversationStore(default_store_path())
         self.backend = backend or LocalBackend(parent=self)
         self.models = ModelSession(self.backend, self)

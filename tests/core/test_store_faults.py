@@ -125,7 +125,7 @@ def test_a_locked_write_is_retried_then_reported_and_changes_nothing(store: Conv
     with writer_holding_the_lock(path):
         with pytest.raises(StoreError) as single:
             store.rename(conversation.id, "Renamed")
-        with pytest.raises(StoreError) as grouped, store.transaction():  # as the controller does
+        with pytest.raises(StoreError) as grouped, store.transaction():  # as the chat session does
             store.add_message(conversation, conversation.append("user", "Say hi."))
     assert single.value.kind == grouped.value.kind == "locked"
     assert "Another program is writing" in single.value.message

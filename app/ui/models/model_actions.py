@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
@@ -19,13 +20,15 @@ from app import paths
 from app.core.inference.types import LoadOptions, ModelInfo
 from app.core.models.library import ModelSettings
 from app.core.models.library_files import LibraryError
-from app.session.download_task import DownloadTask
 from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.session.tasks import Latest, start
-from app.ui.models.hub_dialog import HubDialog
 from app.ui.models.load_settings_panel import LoadSettingsPanel
-from app.ui.models.models_window import ModelsWindow
+
+if TYPE_CHECKING:  # the dialogs load with their first use (the hub client costs a quarter second)
+    from app.session.download_task import DownloadTask
+    from app.ui.models.hub_dialog import HubDialog
+    from app.ui.models.models_window import ModelsWindow
 
 
 class ModelActions(QObject):
@@ -52,6 +55,8 @@ class ModelActions(QObject):
 
     def open_manager(self) -> None:
         if self.manager is None:
+            from app.ui.models.models_window import ModelsWindow
+
             self.manager = ModelsWindow(self.library, self._dialog_parent)
             self.manager.load_requested.connect(
                 lambda path, settings: self.models.load(path, settings.load_options()))
@@ -66,6 +71,8 @@ class ModelActions(QObject):
 
     def open_downloads(self) -> None:
         if self.downloads is None:
+            from app.ui.models.hub_dialog import HubDialog
+
             self.downloads = HubDialog(paths.models_dir(), self._dialog_parent, task=self.download)
             self.downloads.download_started.connect(self._on_download_started)
         self.downloads.show()
