@@ -41,6 +41,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.process = EngineProcess(paths.log_dir() / "engine.log")
         self._model: tuple[str, LoadOptions] | None = None  # the model that works, to load again
+        self._loaded_in: int | None = None  # which engine process has it (EngineProcess.restarts)
 
     def request_stop(self, request_id: int) -> None:
         """Safe from any thread: the engine reads it after every token."""
@@ -58,7 +59,7 @@ class InferenceWorker(QObject):
                 message += f" {kept.name} is still loaded."
             self.load_failed.emit(error.kind, message, kept)
         else:
-            self._model = (path, options)
+            self._model, self._loaded_in = (path, options), self.process.restarts
             self.loaded.emit(info)
 
     def _restore_previous(self, failed_path: str, failed_options: LoadOptions) -> ModelInfo | None:
@@ -75,8 +76,9 @@ class InferenceWorker(QObject):
             return None
 
     def _ensure_model(self) -> None:
-        """After a crash the new process has no model: load the one that was loaded."""
-        if self.process.running or self._model is None:
+        """After a crash the new process has no model (whichever command started it): load the
+        one that was loaded."""
+        if self._model is None or (self.process.running and self._loaded_in == self.process.restarts):
             return
         self.loading.emit(self._model[0])
         try:
@@ -92,10 +94,12 @@ class InferenceWorker(QObject):
         path, options = self._model
         log.info("loading %s again", path)
         try:
-            return self.process.load(path, options)
+            info = self.process.load(path, options)
         except EngineError:
             self._model = None
             raise
+        self._loaded_in = self.process.restarts
+        return info
 
     @Slot(object)
     def keep_kv(self, keys: set[str]) -> None:
@@ -130,6 +134,7 @@ class InferenceWorker(QObject):
     def describe(self, request_id: int) -> None:
         """What this llama.cpp build can run on, asked of the engine's process."""
         try:
+            self._ensure_model()  # a process this starts gets the model back at once
             build = self.process.build()
         except EngineError as error:
             log.warning("asking the engine about its build: %s", error.message)

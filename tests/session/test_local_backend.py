@@ -83,3 +83,19 @@ def test_closing_mid_answer_hands_over_what_arrived_and_ends_the_stream(qtbot, b
     qtbot.waitUntil(task.done, timeout=10_000)  # the stream ends: nothing more will come
     texts = [e for e in arrived + rest if isinstance(e, Delta)]
     assert len(texts) >= 3 and not backend.client.worker.process.running
+
+
+def test_an_engine_started_by_another_question_after_a_crash_gets_the_model_back(qtbot, backend) -> None:
+    """After a crash, whichever request starts the new engine process (here a question about the
+    build), the next answer finds the model loaded again."""
+    import os
+    import signal
+
+    process = backend.client.worker.process
+    os.kill(process.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not process.running, timeout=10_000)
+    build = start(backend.build())
+    qtbot.waitUntil(build.done, timeout=60_000)
+    assert build.result() is not None and process.running
+    events = collect(qtbot, backend.stream(HELLO, GREEDY, "chat-1"))
+    assert isinstance(events[-1], GenerationStats) and events[-1].completion_tokens > 0
