@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from pathlib import Path
 
 import pytest
 
 from app.core.chat.sampling import GREEDY, SamplingParams
 from app.core.inference.local.engine import Engine, LoadOptions
-from app.core.inference.local.kv_cache import KVCacheStore, Snapshot
+from app.core.inference.local.kv_cache import STRAY_AGE_S, KVCacheStore, Snapshot
 
 SAMPLING = GREEDY.replace(max_tokens=40)
 
@@ -202,10 +203,15 @@ def test_stray_temporary_files_are_cleaned_and_nothing_else(kv_folder: Path) -> 
     kv_folder.mkdir()
     ours = [kv_folder / ("0123456789abcdef" * 2 + ".kv.tmp"), kv_folder / ("fedcba9876543210" * 2 + ".tmp")]
     others = [kv_folder / "notes.tmp", kv_folder / "x.kv.tmp.keep", kv_folder / ("0" * 32 + ".kv")]
-    for path in ours + others:
+    being_written = kv_folder / ("abcdef0123456789" * 2 + ".kv.tmp")  # a save in progress elsewhere
+    long_ago = time.time() - 2 * STRAY_AGE_S
+    for path in ours + others + [being_written]:
         path.write_bytes(b"left by a kill")
+        if path is not being_written:
+            os.utime(path, (long_ago, long_ago))
     KVCacheStore(kv_folder)
     assert [p.exists() for p in ours + others] == [False, False, True, True, True]
+    assert being_written.exists()  # a second store (doctor, a test) never breaks a running save
 
 
 def test_prune_deletes_the_snapshots_of_conversations_that_are_gone(kv_folder: Path) -> None:

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ _PREFIX = struct.Struct("<6sI")  # magic, header length
 _MAX_HEADER = 64 * 1024  # a key and a fingerprint (a path and a few numbers): far less
 _DIGEST_BYTES = 32
 _STRAY = re.compile(r"[0-9a-f]{32}(\.kv)?\.tmp")  # temporary files of ours that a kill left behind
+STRAY_AGE_S = 600  # a temporary file younger than this may still be being written
 _CHUNK = 1 << 20
 
 
@@ -202,9 +204,12 @@ class KVCacheStore:
         path.unlink(missing_ok=True)
 
     def _remove_strays(self) -> None:
-        """Temporary files of ours that a kill left behind (only ours: the folder may be shared)."""
+        """Temporary files of ours that a kill left behind (only ours: the folder may be shared).
+        A recent one may be a save in progress in another process (the engine, while `doctor` or
+        a second store looks at the folder): only those older than STRAY_AGE_S go."""
+        cutoff = time.time() - STRAY_AGE_S
         try:
-            strays = [p for p in self.folder.iterdir() if _STRAY.fullmatch(p.name)]
+            strays = [p for p in self.folder.iterdir() if _STRAY.fullmatch(p.name) and _older(p, cutoff)]
         except OSError:
             return
         for path in strays:
@@ -228,6 +233,13 @@ class KVCacheStore:
             total += size
             if total > self.budget_bytes:
                 path.unlink(missing_ok=True)
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False
 
 
 def _read_header(f, size: int) -> _Header:
