@@ -80,6 +80,10 @@ def save_request(store: ConversationStore, conversation: Conversation, rollback:
     return recorder
 
 
+NO_MODEL = ("No model is loaded, so nothing was sent; your message is still in the box. Load one "
+            "(Model ▸ Models…, or Open GGUF file…) or download one (Model ▸ Download models…).")
+
+
 def dropped_notice(dropped: int, policy: str) -> str:
     where = "from the middle" if policy == OverflowPolicy.KEEP_FIRST_LAST else "from the start"
     many = f"{dropped} earlier messages {where} of this chat were" if dropped != 1 else \

@@ -24,7 +24,7 @@ from app.core.inference.types import ChatMessages, EngineError, GenerationStats,
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
 from app.session.answer_writer import AnswerWriter, finish_recorder
-from app.session.chat_requests import Rollback, dropped_notice, save_request
+from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, save_request
 from app.session.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ class ChatSession(QObject):
     # -- intents -----------------------------------------------------------------------------------
 
     def send(self, text: str) -> bool:
-        """Save the user's message, then ask for an answer. False (nothing changes) while busy."""
-        if self.generating or self.backend.busy:
+        """Save the user's message, then ask for an answer. False (nothing changes) while busy or
+        without a model (the text stays in the composer)."""
+        if self.generating or self.backend.busy or self._without_model():
             return False
         conversation = self.conversation
         chat = conversation.chat_messages() + [{"role": "user", "content": text}]
@@ -151,6 +152,12 @@ class ChatSession(QObject):
             return False
         self.redrawn.emit(conversation, True)
         return self._begin_answer(chat, recorder, resumed=True)
+
+    def _without_model(self) -> bool:  # and none on its way: an answer would be an empty failure
+        if self.model is not None or self.backend.is_loading:
+            return False
+        self.error.emit(NO_MODEL)
+        return True
 
     def stop(self) -> None:
         self.backend.stop()

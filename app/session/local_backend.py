@@ -86,6 +86,7 @@ class LocalBackend(QObject):
         super().__init__(parent)
         self.client = client or InferenceClient(self)
         self._model: ModelInfo | None = None
+        self._loading = False
         self._streams: dict[int, LocalStream] = {}
         self._counts: dict[int, asyncio.Future] = {}
         worker = self.client.worker
@@ -110,7 +111,12 @@ class LocalBackend(QObject):
     def busy(self) -> bool:
         return self.client.busy
 
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
     def load(self, path: str, options: LoadOptions) -> None:
+        self._loading = True
         self.client.load(path, options)
 
     def unload(self) -> None:
@@ -191,13 +197,13 @@ class LocalBackend(QObject):
         self.loading.emit(path)
 
     def _on_loaded(self, info: ModelInfo) -> None:
-        self._model = info
+        self._model, self._loading = info, False
         self.loaded.emit(info)
 
     def _on_load_failed(self, kind: str, message: str, kept: ModelInfo | None) -> None:
-        self._model = kept
+        self._model, self._loading = kept, False
         self.load_failed.emit(kind, message, kept)
 
     def _on_unloaded(self) -> None:
-        self._model = None
+        self._model, self._loading = None, False
         self.unloaded.emit()

@@ -97,6 +97,7 @@ class FakeBackend:
     def __init__(self, model: ModelInfo | None = MODEL, auto: bool = True) -> None:
         """auto: every event is released at once (the answer streams as soon as the loop turns)."""
         self.model = model
+        self.is_loading = False  # a test sets it: "a model is on its way"
         self.auto = auto
         self.scripts: list[Script] = []  # the next answers' scripts, in order (default: Script())
         self.requests: list[dict] = []

@@ -204,3 +204,21 @@ def test_deleting_a_message_brings_its_sibling_version_back(qtbot, chat, store, 
     answer(qtbot, chat, lambda: chat.regenerate(chat.conversation.thread()[-1].id))
     chat.delete_message(chat.conversation.thread()[-1].id)
     assert shown(chat) == [("user", "Q", False), ("assistant", "A", False)] == stored(store, chat)
+
+
+def test_without_a_model_a_message_is_refused_and_nothing_is_saved(qtbot, store) -> None:
+    """Issue 12: sending with no model used to save the question and an empty failed answer."""
+    chat = ChatSession(FakeBackend(model=None), store, SamplingSettings())
+    with qtbot.waitSignal(chat.error) as error:
+        assert not chat.send("Hello?")
+    assert "No model is loaded" in error.args[0] and "Download models" in error.args[0]
+    assert chat.conversation.messages == [] and store.conversation_ids() == set()
+
+
+def test_a_message_sent_while_the_model_loads_is_answered_once_it_has(qtbot, store) -> None:
+    backend = FakeBackend(model=None)
+    backend.is_loading = True
+    chat = ChatSession(backend, store, SamplingSettings())
+    assert chat.send("Hello?")
+    qtbot.waitUntil(lambda: not chat.generating)
+    assert [m.role for m in chat.conversation.thread()] == ["user", "assistant"]

@@ -155,3 +155,16 @@ def test_the_sampling_panel_edits_the_conversation_settings(qtbot, window) -> No
     qtbot.mouseClick(window.sampling_panel.reset_button, Qt.MouseButton.LeftButton)
     assert rows["temperature"].spin.value() == SamplingParams().temperature
     assert conversation.sampling == SamplingParams()
+
+
+def test_enter_without_a_model_keeps_the_text_and_says_what_to_do(qtbot) -> None:
+    """Issue 12: nothing is saved, the text stays in the composer, the banner names the way out."""
+    from tests.ui.conftest import open_window
+
+    win = open_window(qtbot)
+    type_and_send(qtbot, win, HELLO)
+    assert win.banner.isVisible() and "No model is loaded" in win.banner.text()
+    assert win.composer.toPlainText() == HELLO
+    assert win.chat.conversation.messages == [] and win.conversations.summaries == []
+    assert not win.chat.generating and win.send_button.text() == "Send"
+    win.close()

@@ -75,6 +75,10 @@ class Backend(Protocol):
         """What answers now (None: nothing loaded or connected)."""
 
     @property
+    def is_loading(self) -> bool:
+        """A model is being loaded (or an endpoint connected): an answer asked now follows it."""
+
+    @property
     def busy(self) -> bool:
         """An answer runs that was not asked to stop: a new one is refused until it ends."""
 
