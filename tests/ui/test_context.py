@@ -182,6 +182,25 @@ def test_the_system_prompt_is_saved_with_the_conversation_and_sent(qtbot, window
     assert panel.prompt() == "You are a pirate. Answer like one."  # a new chat starts with it
 
 
+def test_the_meter_follows_a_deleted_message_and_a_version_switch(qtbot, window) -> None:
+    """Issue 12: the meter used to keep the old count after these."""
+    window.sampling_panel.rows["max_tokens"].spin.setValue(8)
+    send(qtbot, window, "Hello")
+    send(qtbot, window, "Tell me about the sea, the waves, the wind and the lighthouses on the coast.")
+    counts: list[int] = []
+    window.chat.context_used.connect(lambda used, _n: counts.append(used))
+    with qtbot.waitSignal(window.chat.context_used, timeout=30_000):
+        qtbot.waitUntil(lambda: not window.chat.generating)
+        window.chat.delete_message(window.chat.conversation.thread()[2].id)  # the long question
+    after_delete = counts[-1]
+    assert [m.role for m in window.chat.conversation.thread()] == ["user", "assistant"]
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
+        window.chat.regenerate(window.chat.conversation.thread()[-1].id)
+    with qtbot.waitSignal(window.chat.context_used, timeout=30_000) as switched:
+        window.chat.show_version(window.chat.conversation.thread()[-1].id, -1)
+    assert switched.args[0] > 0 and after_delete > 0
+
+
 def test_saved_system_prompts(qtbot, window) -> None:
     panel = window.system_prompt_panel
     panel.editor.setPlainText("Always answer in French.")

@@ -50,6 +50,7 @@ class ChatPanel(QWidget):
         chat.context_used.connect(self._show_context)
         chat.draft_returned.connect(self._return_draft)
         chat.conversation_shown.connect(self.count_timer.start)
+        chat.redrawn.connect(self.recount)  # another version shown, a message deleted: count again
         self.composer.textChanged.connect(self.count_timer.start)
         self.count_timer.timeout.connect(lambda: chat.count_context(self.composer.toPlainText()))
         self.context_meter.policy_changed.connect(self._on_policy_changed)
@@ -88,8 +89,9 @@ class ChatPanel(QWidget):
         if handler is not None:
             handler(message_id)
 
-    def recount(self) -> None:
-        """Count the context again soon (the model, the system prompt or the policy changed)."""
+    def recount(self, *_: object) -> None:
+        """Count the context again soon (the model, the messages shown, the system prompt or the
+        policy changed)."""
         self.count_timer.start()
 
     def _copy(self, message_id: str) -> None:
