@@ -22,6 +22,9 @@ class AnswerRecords:
         self._sha256: dict[str, str] = {}
         self._hashing = tasks.Latest("hash the model file")  # a newer model replaces the older hash
 
+    def on_model_loaded(self, info: ModelInfo) -> None:
+        self.hash_model(Path(info.path))
+
     def hash_model(self, path: Path) -> None:
         """SHA-256 of the model file for generation records: cached, else computed off-thread."""
         cached = self.store.cached_sha256(path)

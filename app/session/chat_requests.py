@@ -89,3 +89,8 @@ def dropped_notice(dropped: int, policy: str) -> str:
     many = f"{dropped} earlier messages {where} of this chat were" if dropped != 1 else \
         f"1 earlier message {where} of this chat was"
     return f"✂ The context is full: {many} not sent to the model for this answer."
+
+
+def reading_status(done: int, total: int) -> str:
+    """A long prompt is read batch by batch (Stop works between batches): how far, for the status bar."""
+    return f"Reading {total:,} tokens — {100 * done // max(total, 1)} %" if done < total else "Generating…"

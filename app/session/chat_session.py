@@ -24,7 +24,7 @@ from app.core.inference.types import ChatMessages, EngineError, GenerationStats,
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
 from app.session.answer_writer import AnswerWriter, finish_recorder
-from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, save_request
+from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, reading_status, save_request
 from app.session.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,7 @@ class ChatSession(QObject):
         message = conversation.find(message_id)
         if self.generating or message is None:
             return
-        ids = {m.id for m in conversation.subtree(message)}
-        siblings = [m for m in conversation.versions(message) if m.id not in ids]
-        successor = next((m for m in siblings if m.current), siblings[-1] if siblings else None)
+        ids, successor = conversation.removal(message)
 
         def remove() -> None:
             with self.store.transaction():
@@ -267,9 +265,6 @@ class ChatSession(QObject):
         if conversation_id == self.conversation.id:
             self._show(Conversation(sampling=self.sampling.params))
 
-    def on_model_loaded(self, info: ModelInfo) -> None:
-        self.records.hash_model(Path(info.path))
-
     def shutdown(self) -> None:
         """End the backend; keep what arrived of a running answer, marked incomplete."""
         self._counting.cancel()
@@ -310,9 +305,7 @@ class ChatSession(QObject):
             self.notice_inserted.emit(answer.id, dropped_notice(dropped, self.overflow_policy))
 
     def _on_progress(self, done: int, total: int) -> None:
-        """A long prompt is read batch by batch (Stop works between batches): say how far."""
-        self.status.emit(f"Reading {total:,} tokens — {100 * done // max(total, 1)} %" if done < total
-                         else "Generating…")
+        self.status.emit(reading_status(done, total))
 
     def _on_context(self, used: int) -> None:
         if self.model is not None and self.writer.owner is self.conversation:

@@ -36,7 +36,7 @@ class Workspace(QObject):
         self.sampling = SamplingSettings(parent=self)
         self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self)
         chat, conversations = self.chat, self.conversations
-        self.models.loaded.connect(chat.on_model_loaded)
+        self.models.loaded.connect(chat.records.on_model_loaded)  # the model's hash, for answer records
         chat.list_changed.connect(conversations.refresh)
         conversations.renamed.connect(chat.on_renamed)
         conversations.pinned.connect(chat.on_pinned)

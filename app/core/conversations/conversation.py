@@ -108,6 +108,13 @@ class Conversation:
                 return thread[:i]
         return thread
 
+    def removal(self, message: Message) -> tuple[set[str], Message | None]:
+        """What deleting `message` removes (it and what follows from it), and the version of its
+        turn that takes its place (the current one left, else the newest), if any."""
+        ids = {m.id for m in self.subtree(message)}
+        siblings = [m for m in self.versions(message) if m.id not in ids]
+        return ids, next((m for m in siblings if m.current), siblings[-1] if siblings else None)
+
     def subtree(self, message: Message) -> list[Message]:
         """The message and everything that follows from it, in any version."""
         found, frontier = [message], {message.id}
