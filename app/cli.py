@@ -219,6 +219,7 @@ def download_model(repo_id: str, filename: str, token: str | None) -> int:
     """Progress on stderr as one updating line; the library path of the file on stdout."""
     from app import paths
     from app.core.models import hub
+    from app.core.models.download_files import repo_folder
     from app.core.models.library_files import human_size
 
     last = 0.0
@@ -235,7 +236,8 @@ def download_model(repo_id: str, filename: str, token: str | None) -> int:
               f"{human_size(int(p.bytes_per_s))}/s{left}   ", end="", file=sys.stderr, flush=True)
 
     try:
-        path = hub.download(repo_id, filename, dest_dir=paths.models_dir(),
+        dest_dir = repo_folder(paths.models_dir(), repo_id)  # models/<owner>/<repo>/, as the app
+        path = hub.download(repo_id, filename, dest_dir=dest_dir,
                             token=token or hub.load_token(), progress=show)
     except KeyboardInterrupt:
         print("\nDownload cancelled.", file=sys.stderr)

@@ -2,8 +2,8 @@
 
 The transfer (app.core.models.hub.download) runs in a worker thread; its progress comes back to
 the GUI thread through the loop. The task belongs to whoever started it, not to a dialog: closing
-the dialog leaves it running, and a dialog opened later shows it. Cancelling keeps the .part file,
-so downloading the same file again resumes it.
+the dialog leaves it running, and a dialog opened later shows it. Pausing keeps the .part file, so
+downloading the same file again (even after a restart: find_paused) resumes it; cancelling deletes it.
 """
 
 from __future__ import annotations
@@ -17,16 +17,30 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.models import hub
+from app.core.models.download_files import PartialDownload, find_partials, remove_partial
 from app.core.models.hub import DownloadProgress, HubError
-from app.session.tasks import in_long_thread, start
+from app.core.models.library_files import human_size
+from app.session.tasks import in_long_thread, in_thread, start
 
 log = logging.getLogger(__name__)
+
+PAUSED = "paused"  # failed's kind after pause(); HubError.CANCELLED after cancel()
+
+
+async def find_paused(models_dir: str | Path) -> list[PartialDownload]:
+    """The downloads left unfinished under the models folder (a pause, a quit, a crash)."""
+    return await in_thread(find_partials, models_dir)
+
+
+async def remove_paused(partial: PartialDownload) -> int:
+    """Delete a paused download's part file; returns the bytes freed."""
+    return await in_thread(remove_partial, partial.folder, partial.filename)
 
 
 class DownloadTask(QObject):
     progress = Signal(object)  # DownloadProgress
     finished = Signal(str)  # the path of the verified file, now in the library
-    failed = Signal(str, str)  # kind (HubError's; "cancelled" after cancel()), message
+    failed = Signal(str, str)  # kind (HubError's; PAUSED after pause(), "cancelled" after cancel()), message
 
     def __init__(self, repo_id: str, filename: str, dest_dir: str | Path, token: str | None = None,
                  parent: QObject | None = None) -> None:
@@ -34,6 +48,7 @@ class DownloadTask(QObject):
         self.repo_id, self.filename, self.dest_dir = repo_id, filename, Path(dest_dir)
         self._token = token
         self._cancel = threading.Event()
+        self._discard = False  # cancel(), not pause(): the .part goes too
         self._task: asyncio.Task | None = None
         self._running = False
         self.last_progress: DownloadProgress | None = None  # for a view that starts watching late
@@ -49,8 +64,17 @@ class DownloadTask(QObject):
             self._running = True
             self._task = start(self._run(), f"download {self.filename}")
 
-    def cancel(self) -> None:
+    @property
+    def name(self) -> str:
+        return Path(self.filename).name
+
+    def pause(self) -> None:
         """Stop within half a second, even on a stalled connection; the .part stays for a resume."""
+        self._cancel.set()
+
+    def cancel(self) -> None:
+        """Stop as pause() does, then delete the .part: nothing of this download stays on disk."""
+        self._discard = True
         self._cancel.set()
 
     async def _run(self) -> None:
@@ -68,8 +92,11 @@ class DownloadTask(QObject):
             self._cancel.set()
             raise
         except HubError as error:
+            kind, message = error.kind, error.message
+            if kind == HubError.CANCELLED:
+                kind, message = await self._stopped()
             self._running = False
-            self.failed.emit(error.kind, error.message)
+            self.failed.emit(kind, message)
         except Exception as error:  # noqa: BLE001 - the user must hear of any failure
             log.exception("download of %s from %s failed", self.filename, self.repo_id)
             self._running = False
@@ -77,6 +104,19 @@ class DownloadTask(QObject):
         else:
             self._running = False
             self.finished.emit(str(path))
+
+    async def _stopped(self) -> tuple[str, str]:
+        """After pause(): the .part is kept. After cancel(): it is deleted (in a worker thread)."""
+        if not self._discard:
+            return PAUSED, f"The download of {self.name} is paused: the part already downloaded is kept."
+        try:
+            freed = await in_thread(remove_partial, self.dest_dir, self.filename)
+        except OSError as error:
+            return HubError.CANCELLED, (f"The download of {self.name} was cancelled, but its partial file "
+                                        f"could not be deleted: {error.strerror or error}.")
+        freed_text = f" ({human_size(freed)} freed)" if freed else ""
+        return HubError.CANCELLED, (f"The download of {self.name} was cancelled and its partial file "
+                                    f"deleted{freed_text}.")
 
     def _on_progress(self, p: DownloadProgress) -> None:
         self.last_progress = p

@@ -4,6 +4,7 @@ a loop or an allocation as large as a count the file declares (tests/fixtures/ho
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,15 @@ def test_odd_metadata_values_give_figures_not_tracebacks(tmp_path: Path) -> None
     assert header.kv_values_per_token() == [0, 0]
     json.dumps(header.facts())
     assert memory.estimate(header, 2048, -1).kv_bytes == 0
+
+
+def test_a_file_cut_inside_its_header_says_it_is_truncated_and_what_is_missing(tmp_path: Path) -> None:
+    """Issue 12, item 20: "ends inside its header (at byte 72 of 72)" read as if the file were whole."""
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 2) + hostile.string("general.architecture", "llama")
+                     + b"\x05\x00\x00")  # cut inside the next key's 8-byte length
+    error = _refused(path)
+    assert error.kind == "truncated" and "72 of 72" not in error.message
+    assert error.message.startswith("cut.gguf ends inside its header: the file stops after 72 bytes, where "
+                                    "the header alone needs at least 77. It is truncated")
+    assert "download it again" in error.message

@@ -162,7 +162,8 @@ def test_the_bundle_downloads_a_model_from_the_hub(bundle: Path, tmp_path: Path)
         result = run_bundle(bundle, "models", "download", "someone/Tiny-GGUF", "tiny-Q8_0.gguf", home=home)
     assert result.returncode == 0, result.stdout + result.stderr
     path = Path(result.stdout.strip())
-    assert path == home / "data" / "models" / "tiny-Q8_0.gguf" and path.read_bytes() == data
+    assert path == home / "data" / "models" / "someone" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
+    assert path.read_bytes() == data
     listed = run_bundle(bundle, "models", "list", home=home)
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["tiny-Q8_0"]  # no built-in model

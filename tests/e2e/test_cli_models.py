@@ -106,7 +106,7 @@ def test_download_puts_the_verified_file_in_the_library(home: Path, tmp_path: Pa
     result = run_cli(home, "models", "download", "someone/Tiny-GGUF", "tiny-Q8_0.gguf")
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
-    assert path == home / "data" / "models" / "tiny-Q8_0.gguf"
+    assert path == home / "data" / "models" / "someone" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
     assert "100.0% 297.8 kB of 297.8 kB" in result.stderr  # progress went to stderr
     listed = run_cli(home, "models", "list")

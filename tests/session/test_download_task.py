@@ -44,15 +44,15 @@ def test_a_download_reports_progress_and_finishes_verified(qtbot, data, library)
     assert sorted(p.name for p in library.iterdir()) == [FILE]
 
 
-def test_cancel_keeps_the_part_and_a_new_task_resumes_it(qtbot, fake_hub, data, library) -> None:
+def test_pause_keeps_the_part_and_a_new_task_resumes_it(qtbot, fake_hub, data, library) -> None:
     fake_hub.slow = 200_000  # bytes a second
     task = DownloadTask(REPO, FILE, library)
     with qtbot.waitSignal(task.progress, check_params_cb=lambda p: p.done > 0, timeout=10_000):
         task.start()
     assert task.running
     with qtbot.waitSignal(task.failed, timeout=5_000) as failed:
-        task.cancel()
-    assert failed.args[0] == "cancelled" and "resumed" in failed.args[1] and not task.running
+        task.pause()
+    assert failed.args[0] == "paused" and "kept" in failed.args[1] and not task.running
     kept = (library / f"{FILE}.part").stat().st_size
     assert 0 < kept < len(data) and not (library / FILE).exists()
 
@@ -102,4 +102,19 @@ def test_the_download_outlives_its_dialog(qtbot, fake_hub, data, library) -> Non
     fake_hub.slow = None
     with qtbot.waitSignal(task.finished, timeout=20_000) as finished:
         pass
-    assert finished.args[0] == str(library / FILE) and (library / FILE).read_bytes() == data
+    path = library / "someone" / "Tiny-Llama-GGUF" / FILE  # the dialog keeps models/<owner>/<repo>/
+    assert finished.args[0] == str(path) and path.read_bytes() == data
+
+
+def test_cancel_stops_and_deletes_the_part(qtbot, fake_hub, data, library) -> None:
+    """Issue 12, item 12: "Cancel download" only paused, and left the part file with no way to delete it."""
+    fake_hub.slow = 200_000
+    task = DownloadTask(REPO, FILE, library)
+    with qtbot.waitSignal(task.progress, check_params_cb=lambda p: p.done > 0, timeout=10_000):
+        task.start()
+    with qtbot.waitSignal(task.failed, timeout=5_000) as failed:
+        task.cancel()
+    kind, message = failed.args
+    assert kind == "cancelled" and not task.running
+    assert message.startswith(f"The download of {FILE} was cancelled and its partial file deleted (")
+    assert list(library.iterdir()) == []  # neither the .part nor the .part.json is left

@@ -18,6 +18,11 @@ REPO = "someone/Tiny-Llama-GGUF"
 FILE = "Tiny-Llama-Q4_K_M.gguf"
 
 
+def in_repo(tmp_path, name: str = FILE):
+    """Where the dialog puts a file of REPO: models/<owner>/<repo>/."""
+    return tmp_path / "models" / "someone" / "Tiny-Llama-GGUF" / name
+
+
 @pytest.fixture
 def dialog(qtbot, tmp_path):
     d = HubDialog(tmp_path / "models")
@@ -74,31 +79,31 @@ def test_search_open_download_and_verify(qtbot, dialog, fake_hub, tmp_path) -> N
     dialog.files.selectRow(0)
     with qtbot.waitSignal(dialog.downloaded, timeout=20_000) as done:
         dialog.download_button.click()
-    path = tmp_path / "models" / FILE
+    path = in_repo(tmp_path)
     assert done.args[0] == str(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
     assert dialog.progress.value() == 1000 and "verified" in dialog.message.text()
 
 
-def test_cancel_pauses_and_download_again_resumes(qtbot, dialog, fake_hub, tmp_path) -> None:
+def test_pause_keeps_the_part_and_download_again_resumes(qtbot, dialog, fake_hub, tmp_path) -> None:
     data = gguf_bytes(tmp_path, FILE)
     fake_hub.add_repo(REPO, {FILE: data})
     fake_hub.slow = 200_000  # bytes a second
     dialog.start_download(REPO, FILE)
     qtbot.waitUntil(lambda: dialog.progress.value() > 50, timeout=10_000)
     with qtbot.waitSignal(dialog.task.failed, timeout=5_000) as failed:
-        dialog.cancel_download()
-    assert failed.args[0] == "cancelled" and not dialog.downloading
-    assert "Paused" in dialog.message.text()
-    part = tmp_path / "models" / f"{FILE}.part"
+        dialog.pause_button.click()
+    assert failed.args[0] == "paused" and not dialog.downloading
+    assert "paused" in dialog.message.text()
+    part = in_repo(tmp_path, f"{FILE}.part")
     assert part.exists() and part.stat().st_size > 0
-    assert not (tmp_path / "models" / FILE).exists()
+    assert not in_repo(tmp_path).exists()
     fake_hub.slow = None
     with qtbot.waitSignal(dialog.downloaded, timeout=20_000):
         dialog.start_download(REPO, FILE)
     ranges = [r.range for r in fake_hub.cdn_requests() if r.method == "GET"]
     assert ranges[-1] and ranges[-1].startswith("bytes=") and not ranges[-1].startswith("bytes=0-")
-    assert (tmp_path / "models" / FILE).read_bytes() == data
+    assert in_repo(tmp_path).read_bytes() == data
 
 
 def test_a_gated_repository_asks_for_a_token(qtbot, dialog, fake_hub, tmp_path) -> None:
@@ -137,8 +142,8 @@ def test_closing_the_dialog_leaves_the_download_running_and_a_new_dialog_shows_i
     fake_hub.slow = None
     with qtbot.waitSignal(again.downloaded, timeout=20_000) as done:
         pass
-    assert done.args[0] == str(tmp_path / "models" / FILE)
-    assert (tmp_path / "models" / FILE).read_bytes() == data and not again.downloading
+    assert done.args[0] == str(in_repo(tmp_path))
+    assert in_repo(tmp_path).read_bytes() == data and not again.downloading
     assert "verified" in again.message.text()
 
 
@@ -151,4 +156,4 @@ def test_a_corrupt_download_is_refused_and_nothing_reaches_the_library(qtbot, di
         pass
     assert failed.args[0] == "hash_mismatch" and not dialog.downloading
     assert "damaged" in dialog.message.text() and "checksum does not match" in dialog.message.text()
-    assert list((tmp_path / "models").iterdir()) == []
+    assert [p for p in (tmp_path / "models").rglob("*") if p.is_file()] == []

@@ -19,7 +19,8 @@ from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.ui.models.load_settings_panel import LoadSettingsPanel
 from app.ui.models.model_actions import ModelActions
-from app.ui.models.models_window import ModelsWindow
+from app.ui.models.models_window import STATUS, ModelsWindow
+from tests.core.test_hub import gguf_bytes
 from tests.fixtures.gguf_files import truncated_copy
 
 
@@ -43,7 +44,7 @@ def actions(qtbot, model_path):
 
 def row_status(manager: ModelsWindow, name: str) -> str:
     """The Status column of the model's row; "" while it is not listed (yet)."""
-    return next((manager.table.item(r, 6).text() for r in range(manager.table.rowCount())
+    return next((manager.table.item(r, STATUS).text() for r in range(manager.table.rowCount())
                  if manager.table.item(r, 0).text() == name), "")
 
 
@@ -149,12 +150,12 @@ def test_a_download_finished_without_a_model_is_loaded(qtbot, fake_hub, model_pa
     actions.open_downloads()
     with qtbot.waitSignal(actions.models.loaded, timeout=60_000) as loaded:
         actions.downloads.start_download("someone/Smol-GGUF", "smol-Q4_1.gguf")
-    assert loaded.args[0].path == str(paths.models_dir() / "smol-Q4_1.gguf")
+    assert loaded.args[0].path == str(paths.models_dir() / "someone" / "Smol-GGUF" / "smol-Q4_1.gguf")
     actions.downloads.close()
     actions.models.backend.close()
 
 
-def test_closing_the_app_cancels_the_download_and_keeps_its_part(qtbot, fake_hub, model_path) -> None:
+def test_closing_the_app_pauses_the_download_and_keeps_its_part(qtbot, fake_hub, model_path) -> None:
     fake_hub.add_repo("someone/Smol-GGUF", {"smol-Q4_1.gguf": model_path.read_bytes()})
     fake_hub.slow = 200_000
     actions = make_actions(qtbot)
@@ -165,9 +166,41 @@ def test_closing_the_app_cancels_the_download_and_keeps_its_part(qtbot, fake_hub
         pass
     with qtbot.waitSignal(actions.download.failed, timeout=5_000) as failed:
         actions.close()  # what the window's closeEvent calls
-    assert failed.args[0] == "cancelled"
-    assert (paths.models_dir() / "smol-Q4_1.gguf.part").stat().st_size > 0
-    assert not (paths.models_dir() / "smol-Q4_1.gguf").exists()
+    assert failed.args[0] == "paused"
+    folder = paths.models_dir() / "someone" / "Smol-GGUF"
+    assert (folder / "smol-Q4_1.gguf.part").stat().st_size > 0
+    assert not (folder / "smol-Q4_1.gguf").exists()
+    actions.models.backend.close()
+
+
+def test_closing_the_dialog_says_the_download_goes_on_and_quitting_asks_first(qtbot, fake_hub, tmp_path,
+                                                                            monkeypatch) -> None:
+    """Issue 12, item 12: Esc on the dialog paused silently (to the eye); a quit gave no warning."""
+    fake_hub.add_repo("someone/Smol-GGUF", {"smol-Q4_1.gguf": gguf_bytes(tmp_path, "smol-Q4_1.gguf")})
+    fake_hub.slow = 200_000
+    actions = make_actions(qtbot)
+    assert actions.confirm_quit() and actions.downloads_in_progress() == []  # nothing to ask about
+    actions.open_downloads()
+    actions.downloads.start_download("someone/Smol-GGUF", "smol-Q4_1.gguf")
+    with qtbot.waitSignal(actions.download.progress, timeout=10_000):
+        pass
+    with qtbot.waitSignal(actions.info, timeout=1_000) as told:
+        qtbot.keyClick(actions.downloads, Qt.Key.Key_Escape)
+    assert "smol-Q4_1.gguf goes on downloading in the background" in told.args[0]
+    assert actions.downloads_in_progress() == [actions.download]
+    asked: list[str] = []
+
+    def answer(button):
+        return lambda _parent, _title, text, *_: asked.append(text) or button
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    assert not actions.confirm_quit() and actions.download.running  # the user stays
+    assert asked[0].startswith("smol-Q4_1.gguf is still downloading. Quit anyway?")
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert actions.confirm_quit()
+    with qtbot.waitSignal(actions.download.failed, timeout=5_000) as failed:
+        actions.close()
+    assert failed.args[0] == "paused"
     actions.models.backend.close()
 
 

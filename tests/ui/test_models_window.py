@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app import paths
 from app.core.models.library import ModelLibrary
 from app.session.model_library import LibrarySession
-from app.ui.models.models_window import ModelsWindow
+from app.ui.models.models_window import STATUS, ModelsWindow
 from app.ui.shell import help_dialogs
 from tests.fixtures.gguf_files import write_split_llama, write_tiny_llama
 
@@ -49,12 +50,12 @@ def test_lists_built_in_good_split_and_broken_models(qtbot, library_folder, mode
     manager = open_manager(qtbot)
     assert manager.table.item(0, 0).text() == "SmolLM2-135M-Instruct.Q4_1"
     built_in = row_of(manager, "SmolLM2-135M-Instruct.Q4_1")
-    assert built_in[1:4] == ["llama", "135M", "Q4_1"] and built_in[5] == "8,192"
-    assert "built-in" in built_in[6] and "default" in built_in[6]
-    assert row_of(manager, "tiny")[1] == "llama"
-    assert row_of(manager, "big")[1] == "llama"  # two files, one model
+    assert built_in[2:5] == ["llama", "135M", "Q4_1"] and built_in[6] == "8,192"
+    assert "built-in" in built_in[STATUS] and "default" in built_in[STATUS]
+    assert row_of(manager, "tiny")[2] == "llama"
+    assert row_of(manager, "big")[2] == "llama"  # two files, one model
     broken = row_of(manager, "notes")
-    assert broken[6].startswith("broken: ") and "GGUF" in broken[6]
+    assert broken[STATUS].startswith("broken: ") and "GGUF" in broken[STATUS]
     assert "1 broken" in manager.message.text()
     select(manager, "notes")
     assert not manager.buttons["load"].isEnabled()
@@ -66,7 +67,7 @@ def test_set_default_is_remembered(qtbot, library_folder) -> None:
     manager = open_manager(qtbot)
     select(manager, "tiny")
     manager.buttons["default"].click()
-    assert "default" in row_of(manager, "tiny")[6]
+    assert "default" in row_of(manager, "tiny")[STATUS]
     assert ModelLibrary().default_model() == library_folder / "tiny.gguf"
 
 
@@ -144,3 +145,54 @@ def test_about_names_the_llama_cpp_build(qtbot, engine) -> None:
     box = parent.findChild(QMessageBox, "aboutBox")
     assert "llama-cpp-python 0." in box.text() and "llama.cpp backends: CPU" in box.text()
     box.close()
+
+
+# Issue 12, items 12 and 19: where a downloaded file came from; Unload, a broken model, the status column.
+
+
+def test_a_downloaded_model_says_which_repository_it_came_from(qtbot, library_folder) -> None:
+    (library_folder / "alice" / "Tiny-GGUF").mkdir(parents=True)
+    write_tiny_llama(library_folder / "alice" / "Tiny-GGUF" / "tiny.gguf")  # same name, another source
+    manager = open_manager(qtbot)
+    sources = sorted((e.name, manager.table.item(r, 1).text()) for r, e in enumerate(manager.entries)
+                     if e.name == "tiny")
+    assert sources == [("tiny", ""), ("tiny", "alice/Tiny-GGUF")]
+    assert manager.table.horizontalHeaderItem(1).text() == "From"
+
+
+def test_unload_is_off_while_no_model_is_loaded(qtbot, library_folder) -> None:
+    manager = ModelsWindow(LibrarySession(ModelLibrary()))
+    qtbot.addWidget(manager)
+    manager.set_current(None)  # what the window's model commands say with no model
+    assert not manager.buttons["unload"].isEnabled()  # before the scan answers, too
+    manager.show()
+    qtbot.waitUntil(lambda: manager.table.rowCount() > 0, timeout=10_000)
+    assert not manager.buttons["unload"].isEnabled()
+    manager.set_current(str(library_folder / "tiny.gguf"))
+    assert manager.buttons["unload"].isEnabled()
+
+
+def test_a_broken_models_settings_are_shown_but_not_editable(qtbot, library_folder) -> None:
+    manager = open_manager(qtbot)
+    select(manager, "notes")
+    panel = manager.settings
+    assert not panel.context.isEnabled() and not panel.apply_button.isEnabled()
+    assert "GGUF" in panel.model_label.text() and panel.model_label.isEnabled()  # the reason stays legible
+    select(manager, "tiny")
+    assert panel.context.isEnabled()
+
+
+def test_the_status_column_shows_a_broken_models_whole_reason(qtbot, library_folder) -> None:
+    manager = open_manager(qtbot)
+    manager.resize(800, 600)
+    table = manager.table
+    row = next(r for r, e in enumerate(manager.entries) if e.name == "notes")
+
+    def needed() -> int:
+        width = table.columnWidth(STATUS) - 8  # less the cell's margins
+        return table.fontMetrics().boundingRect(QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap,
+                                                table.item(row, STATUS).text()).height()
+
+    qtbot.waitUntil(lambda: table.columnWidth(STATUS) < 400, timeout=5_000)  # laid out at 800 px
+    assert needed() > table.fontMetrics().height()  # the reason takes several lines at this width
+    qtbot.waitUntil(lambda: table.rowHeight(row) >= needed(), timeout=5_000)

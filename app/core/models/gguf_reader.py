@@ -78,12 +78,14 @@ class _Reader:
         self.min_bytes.update({_STRING: self.count_size, _ARRAY: 4 + self.count_size})
 
     def read(self, n: int) -> bytes:
+        needed = self.pos + n
         data = self.f.read(n)
         self.pos += len(data)
-        if len(data) != n:
+        if len(data) != n:  # said as missing bytes: "at byte N of N" read as if the file were whole
             raise GGUFError(
-                f"{self.name} ends inside its header (at byte {self.pos:,} of "
-                f"{self.file_size:,}): it was cut short, probably by an interrupted download.",
+                f"{self.name} ends inside its header: the file stops after {self.pos:,} bytes, where "
+                f"the header alone needs at least {needed:,}. It is truncated (cut short, probably by an "
+                "interrupted download); download it again.",
                 kind=GGUFError.TRUNCATED,
             )
         return data

@@ -45,6 +45,7 @@ from huggingface_hub.utils import build_hf_headers
 from app import paths
 from app.core.common import settings_file
 from app.core.common.errors import UserFacingError
+from app.core.models.download_files import part_paths
 from app.core.models.library_files import human_size
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -95,13 +96,14 @@ def download(repo_id: str, filename: str, dest_dir: Path, token: str | None = No
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     name = PurePosixPath(filename).name
-    final, part, sidecar = dest_dir / name, dest_dir / f"{name}.part", dest_dir / f"{name}.part.json"
+    final, part, sidecar = part_paths(dest_dir, filename)
     if os.path.lexists(final):
         raise HubError(f"{name} is already in the library ({final}). Delete it first to download it "
                        "again.", kind=HubError.EXISTS)
     url = hf_hub_url(repo_id, filename, endpoint=endpoint)
     remote = _remote_file(url, token, endpoint, repo_id, filename)
-    record = {"url": url, "etag": remote.etag, "sha256": remote.sha256, "size": remote.size}
+    record = {"url": url, "etag": remote.etag, "sha256": remote.sha256, "size": remote.size,
+              "repo_id": repo_id, "filename": filename}  # names it for a list after a restart
 
     have = _resumable_length(part, sidecar, record)
     needed, available = remote.size - have + SPACE_MARGIN, (free_space or _disk_free)(dest_dir)

@@ -99,13 +99,14 @@ class ModelEntry:
     parts: tuple[Path, ...]
     header: GGUFHeader | None = None
     error: str | None = None
+    source: str = ""  # "owner/repo" for a file downloaded into models/<owner>/<repo>/, else ""
 
     @property
     def broken(self) -> bool:
         return self.header is None
 
 
-def _model_entry(path: Path, parts: tuple[Path, ...], builtin: bool = False) -> ModelEntry:
+def _model_entry(path: Path, parts: tuple[Path, ...], builtin: bool = False, source: str = "") -> ModelEntry:
     split = split_name(path)
     name = split[0] if split and split[2] > 1 else path.name[: -len(".gguf")] or path.name
     size = 0
@@ -115,15 +116,24 @@ def _model_entry(path: Path, parts: tuple[Path, ...], builtin: bool = False) -> 
     try:
         header = read_model(path)
     except GGUFError as error:
-        return ModelEntry(path, name, builtin, size, parts, error=error.message)
+        return ModelEntry(path, name, builtin, size, parts, error=error.message, source=source)
     except OSError as error:
         return ModelEntry(path, name, builtin, size, parts,
-                          error=f"{path.name} cannot be read: {error.strerror or error}.")
+                          error=f"{path.name} cannot be read: {error.strerror or error}.", source=source)
     except Exception as error:  # listing never fails on one odd file (e.g. absurdly nested arrays)
         log.warning("Unexpected error reading %s", path, exc_info=True)
         return ModelEntry(path, name, builtin, size, parts,
-                          error=f"{path.name} cannot be read: {type(error).__name__}.")
-    return ModelEntry(header.path, name, builtin, size, header.parts or parts, header=header)
+                          error=f"{path.name} cannot be read: {type(error).__name__}.", source=source)
+    return ModelEntry(header.path, name, builtin, size, header.parts or parts, header=header, source=source)
+
+
+def _source(folder: Path, file: Path) -> str:
+    """"owner/repo" for a file kept as <folder>/<owner>/<repo>/<file> (LM Studio's layout), else ""."""
+    try:
+        relative = file.relative_to(folder)
+    except ValueError:
+        return ""
+    return "/".join(relative.parts[:2]) if len(relative.parts) == 3 else ""
 
 
 def _gguf_files(folder: Path) -> list[Path]:
@@ -165,7 +175,7 @@ def scan(folders: Iterable[str | os.PathLike[str]], include_builtin: bool = True
             key = os.path.realpath(parts[0])
             if key not in seen:
                 seen.add(key)
-                entries.append(_model_entry(parts[0], parts))
+                entries.append(_model_entry(parts[0], parts, source=_source(Path(folder), parts[0])))
     return entries
 
 

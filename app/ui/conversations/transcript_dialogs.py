@@ -1,10 +1,15 @@
 """File ▸ Export and File ▸ Import: the dialogs that ask what and where. The work is a flow of
-the Conversations session, which reports on its `exported`, `imported`, `status` and `error`."""
+the Conversations session, which reports on its `exported`, `imported`, `status` and `error`.
+
+The file dialogs offer the chosen format only ("Markdown (*.md)", not "All Files (*)") and open in
+the folder used last, or the user's Documents folder; never the process's working directory.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -20,6 +25,23 @@ from app.session.conversations import Conversations
 
 FORMAT_NAMES = {"md": "Markdown (.md)", "html": "HTML (.html)", "json": "JSON (.json)",
                 "txt": "Plain text (.txt)"}
+FILE_FILTERS = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "json": "JSON (*.json)",
+                "txt": "Plain text (*.txt)"}
+IMPORT_FILTER = "Llamadesk JSON (*.json)"
+_last_folder: Path | None = None  # where the user last exported to or imported from, this session
+
+
+def start_folder() -> Path:
+    """The folder a file dialog opens in: the one used last, else Documents (else home)."""
+    if _last_folder is not None:
+        return _last_folder
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(documents or Path.home())
+
+
+def _remember(chosen: str | Path, is_folder: bool = False) -> None:
+    global _last_folder
+    _last_folder = Path(chosen) if is_folder else Path(chosen).parent
 
 
 class ExportOptions(QDialog):
@@ -58,19 +80,27 @@ def export_dialog(parent: QWidget, conversations: Conversations, current_id: str
         return
     fmt = options.chosen_format()
     ids = [current_id] if options.current.isChecked() else None
-    if ids is None and fmt != "json":
-        out = QFileDialog.getExistingDirectory(parent, "Export all conversations to a folder")
+    to_folder = ids is None and fmt != "json"
+    if to_folder:
+        out = QFileDialog.getExistingDirectory(parent, "Export all conversations to a folder",
+                                               str(start_folder()))
     else:
         from app.core.conversations.transcripts import safe_filename  # Pygments: loaded on first use
 
         title = "conversations" if ids is None else conversations.title_of(current_id)
-        out, _ = QFileDialog.getSaveFileName(parent, "Export to", f"{safe_filename(title)}.{fmt}")
+        suggested = start_folder() / f"{safe_filename(title)}.{fmt}"
+        out, _ = QFileDialog.getSaveFileName(parent, "Export to", str(suggested), FILE_FILTERS[fmt])
+        if out and not Path(out).suffix:  # a name typed without its extension gets the format's
+            out = f"{out}.{fmt}"
     if out:
+        _remember(out, is_folder=to_folder)
         conversations.export(fmt, Path(out), ids)
 
 
 def import_dialog(parent: QWidget, conversations: Conversations) -> None:
     """Ask for Llamadesk JSON files, then import them one after the other."""
-    paths, _ = QFileDialog.getOpenFileNames(parent, "Import conversations", "", "Llamadesk JSON (*.json)")
+    paths, _ = QFileDialog.getOpenFileNames(parent, "Import conversations", str(start_folder()),
+                                            IMPORT_FILTER)
     if paths:
+        _remember(paths[0])
         conversations.import_files([Path(p) for p in paths])

@@ -98,16 +98,20 @@ class LoadSettingsPanel(QWidget):
         note.setWordWrap(True)
         self.apply_button = QPushButton(button_text)
         self.apply_button.setObjectName("reloadModel")
+        self.fields = QWidget()  # everything but the model's name: disabled for a broken model
+        fields = QVBoxLayout(self.fields)
+        fields.setContentsMargins(0, 0, 0, 0)
+        fields.addLayout(form)
+        for box in (self.flash_attn, self.mmap, self.mlock):
+            fields.addWidget(box)
+        fields.addWidget(self.estimate)
+        fields.addWidget(self.problem)
+        fields.addWidget(note)
+        fields.addWidget(self.apply_button)
         column = QVBoxLayout(self)
         column.setContentsMargins(4, 6, 4, 6)
         column.addWidget(self.model_label)
-        column.addLayout(form)
-        for box in (self.flash_attn, self.mmap, self.mlock):
-            column.addWidget(box)
-        column.addWidget(self.estimate)
-        column.addWidget(self.problem)
-        column.addWidget(note)
-        column.addWidget(self.apply_button)
+        column.addWidget(self.fields)
         column.addStretch(1)
         for signal in (self.context.valueChanged, self.gpu_mode.currentIndexChanged,
                        self.gpu_layers.valueChanged, self.threads.valueChanged, self.batch.valueChanged,
@@ -145,6 +149,10 @@ class LoadSettingsPanel(QWidget):
         """The model these settings are for: its memory estimate is shown beside them."""
         self._header = header
         self._update_state()
+
+    def set_editable(self, editable: bool) -> None:
+        """A broken model cannot load: its settings are shown greyed, not offered for editing."""
+        self.fields.setEnabled(editable)
 
     def set_gpu_offload(self, supported: bool) -> None:
         """A llama.cpp build without a GPU backend: the GPU settings say so instead of failing."""

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app import paths
@@ -24,6 +24,8 @@ from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.session.tasks import Latest, start
 from app.ui.models.load_settings_panel import LoadSettingsPanel
+
+DOWNLOADS = QStandardPaths.StandardLocation.DownloadLocation  # where a model file usually is
 
 if TYPE_CHECKING:  # the dialogs load with their first use (the hub client costs a quarter second)
     from app.session.download_task import DownloadTask
@@ -75,13 +77,35 @@ class ModelActions(QObject):
 
             self.downloads = HubDialog(paths.models_dir(), self._dialog_parent, task=self.download)
             self.downloads.download_started.connect(self._on_download_started)
+            self.downloads.load_requested.connect(self.load)
+            self.downloads.continues_in_background.connect(self.info)
+        else:
+            self.downloads.refresh_paused()
         self.downloads.show()
         self.downloads.raise_()
 
+    def downloads_in_progress(self) -> list[DownloadTask]:
+        """The downloads running now (a quit pauses them: the window asks first)."""
+        return [self.download] if self.download is not None and self.download.running else []
+
+    def confirm_quit(self) -> bool:
+        """Ask before quitting in the middle of a download; True when nothing runs or the user agrees.
+        For the window's closeEvent: a quit pauses the download, and it resumes from Paused downloads."""
+        running = self.downloads_in_progress()
+        if not running:
+            return True
+        names = ", ".join(task.name for task in running)
+        answer = QMessageBox.question(
+            self._dialog_parent, "A download is in progress",
+            f"{names} is still downloading. Quit anyway?\n\nThe part already downloaded is kept: "
+            "Model ▸ Download models resumes it where it stopped.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def close(self) -> None:
-        """The app is closing: a download still running stops; its .part stays for a resume."""
+        """The app is closing: a download still running pauses; its .part stays for a resume."""
         if self.download is not None:
-            self.download.cancel()
+            self.download.pause()
 
     def _on_download_started(self, task: DownloadTask) -> None:
         self.download = task
@@ -116,7 +140,8 @@ class ModelActions(QObject):
         self.models.reload(options)
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Open a GGUF model", "",
+        path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Open a GGUF model",
+                                              QStandardPaths.writableLocation(DOWNLOADS),
                                               "GGUF models (*.gguf)")
         if path:
             self.load(path)

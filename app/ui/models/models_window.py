@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QStandardPaths, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,7 +36,8 @@ from app.session.model_library import LibrarySession
 from app.session.tasks import Latest, start
 from app.ui.models.load_settings_panel import LoadSettingsPanel
 
-COLUMNS = ("Name", "Architecture", "Parameters", "Quantisation", "Size", "Context", "Status")
+COLUMNS = ("Name", "From", "Architecture", "Parameters", "Quantisation", "Size", "Context", "Status")
+STATUS = COLUMNS.index("Status")
 
 
 def parameters_label(count: int) -> str:
@@ -44,6 +45,11 @@ def parameters_label(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.1f}{unit}" if count < 10 * scale else f"{count / scale:.0f}{unit}"
     return str(count)
+
+
+def _downloads_folder() -> str:
+    """Where model files usually are before they are imported (not the process's working directory)."""
+    return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DownloadLocation)
 
 
 class ModelsWindow(QDialog):
@@ -69,7 +75,9 @@ class ModelsWindow(QDialog):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)  # status: reasons
+        header.setSectionResizeMode(STATUS, QHeaderView.ResizeMode.Stretch)  # a broken one's reason
+        self.table.setWordWrap(True)  # ... wraps, and its row grows to show all of it
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -87,6 +95,7 @@ class ModelsWindow(QDialog):
         self.link_instead = QCheckBox("Link instead of copying")
         self.link_instead.setToolTip("Import leaves the file where it is and links to it from the library.")
         self._build()
+        self._on_selection()  # nothing chosen nor loaded yet: no Load, no Unload
         library.changed.connect(self.refresh)
         self.refresh()
         start(self._show_build(), "llama.cpp build")
@@ -156,16 +165,19 @@ class ModelsWindow(QDialog):
             facts = ("", "", "", "") if header is None else (
                 header.architecture, parameters_label(header.parameter_count), header.quantization,
                 f"{header.context_length:,}" if header.context_length else "")
-            cells = (entry.name, *facts[:3], human_size(entry.size), facts[3], self._status(entry, default))
+            cells = (entry.name, entry.source, *facts[:3], human_size(entry.size), facts[3],
+                     self._status(entry, default))
+            source = f"\nDownloaded from {entry.source}" if entry.source else ""
+            tip = entry.error or f"{entry.path}{source}"
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(entry.error or str(entry.path))
+                item.setToolTip(tip)
                 if entry.broken:
                     item.setForeground(QColor("#9a9a9a"))
                 self.table.setItem(row, column, item)
         broken = sum(e.broken for e in entries)
-        self.message.setText(f"{len(entries)} models" + (f", {broken} broken (see the Status column)"
-                                                        if broken else ""))
+        count = f"{len(entries)} model" + ("" if len(entries) == 1 else "s")
+        self.message.setText(count + (f", {broken} broken (see the Status column)" if broken else ""))
         index = next((i for i, e in enumerate(entries) if str(e.path) == select), 0 if entries else -1)
         if index >= 0:
             self.table.selectRow(index)
@@ -204,6 +216,7 @@ class ModelsWindow(QDialog):
         self.buttons["default"].setEnabled(usable)
         self.buttons["unload"].setEnabled(self._current is not None)
         self.buttons["delete"].setEnabled(entry is not None and not entry.builtin and self._in_library(entry))
+        self.settings.set_editable(usable)
         if entry is None:
             return
         self.settings.model_label.setText(f"<b>{entry.name}</b><br>{entry.error or entry.path}")
@@ -244,13 +257,14 @@ class ModelsWindow(QDialog):
             self._show(self.entries, str(entry.path))
 
     def _choose_imports(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Import GGUF models", "", "GGUF models (*.gguf)")
+        files, _ = QFileDialog.getOpenFileNames(self, "Import GGUF models", _downloads_folder(),
+                                                "GGUF models (*.gguf)")
         if files:
             self.import_files(files)
 
     def import_files(self, files: list[str]) -> None:
         """Copy (or link) files into the library in a worker thread; each failure says why."""
-        self.message.setText(f"Importing {len(files)} file(s)…")
+        self.message.setText(f"Importing {len(files)} file{'' if len(files) == 1 else 's'}…")
         start(self._import(files, self.link_instead.isChecked()), "models import")
 
     async def _import(self, files: list[str], link: bool) -> None:
@@ -291,7 +305,7 @@ class ModelsWindow(QDialog):
         self.refresh(message=f"Deleted {Path(path).name}.")
 
     def _add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of models")
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of models", _downloads_folder())
         if folder:
             self.add_folder(folder)
 
