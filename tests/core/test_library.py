@@ -156,6 +156,16 @@ def test_delete_removes_models_from_the_library(library: ModelLibrary, outside: 
     assert caught.value.kind == "missing"
 
 
+def test_deleting_a_downloaded_model_removes_its_repository_folders(library: ModelLibrary) -> None:
+    repo = paths.models_dir() / "someone" / "Tiny-GGUF"
+    repo.mkdir(parents=True)
+    first, second = write_tiny_llama(repo / "a.gguf"), write_tiny_llama(repo / "b.gguf")
+    library.delete_model(first)
+    assert repo.is_dir()  # the other file keeps it
+    library.delete_model(second)
+    assert os.listdir(paths.models_dir()) == []  # no empty someone/Tiny-GGUF left behind
+
+
 def test_delete_of_a_linked_model_removes_the_link_only(outside: Path) -> None:
     source = write_tiny_llama(outside / "tiny.gguf")
     link = import_model(source, link=True)

@@ -297,4 +297,15 @@ def delete_model(path: str | os.PathLike[str],
             message = f"Could not delete {part.name}: {error.strerror or error}."
             raise LibraryError(message) from error
         removed.append(part)
+    _remove_empty_folders(target.parent, library)
     return removed
+
+
+def _remove_empty_folders(folder: Path, library: Path) -> None:
+    """A download's owner/repo folders go with its last file (never the models folder itself)."""
+    while folder != library and library in folder.parents:
+        try:
+            folder.rmdir()  # only an empty folder: a partial download or another file keeps it
+        except OSError:
+            return
+        folder = folder.parent
