@@ -24,19 +24,21 @@ from app.core.inference.types import ChatMessages, EngineError, GenerationStats,
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
 from app.session.answer_writer import AnswerWriter, finish_recorder
+from app.session.chat_history import ChatHistory
 from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, reading_status, save_request
 from app.session.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
 
 
-class ChatSession(QObject):
+class ChatSession(QObject, ChatHistory):
     status = Signal(str)  # a short state for the status bar: "Generating…", "Ready", …
     error = Signal(str)  # a message the user must see
     generating_changed = Signal(bool)
     answer_finished = Signal(object)  # GenerationStats
     conversation_shown = Signal(str)  # id of the conversation now shown
     list_changed = Signal()  # a request saved or took back a conversation: the list must refresh
+    messages_deleted = Signal(object)  # DeletedMessages: hidden, for the undo offer
     draft_returned = Signal(str)  # a question that was refused, back for the composer
     context_used = Signal(int, int)  # tokens the chat (with the draft or the growing answer) uses, n_ctx
     # What the chat view draws:
@@ -183,42 +185,6 @@ class ChatSession(QObject):
         if tokens is not None and self.model is not None and not self.generating:
             self.context_used.emit(tokens, self.model.n_ctx)
 
-    def show_version(self, message_id: str, step: int) -> None:
-        """Switch to the previous (-1) or next (+1) version of a turn."""
-        conversation = self.conversation
-        message = conversation.find(message_id)
-        if self.generating or message is None:
-            return
-        versions = conversation.versions(message)
-        chosen = versions[(versions.index(message) + step) % len(versions)]
-        if not self._write("The version shown", lambda: self.store.set_current_version(chosen)):
-            return
-        conversation.make_current(chosen)
-        self.redrawn.emit(conversation, False)
-        self.scrolled_to.emit(chosen.id)
-
-    def delete_message(self, message_id: str) -> None:
-        """Remove a message and what follows from it; a sibling version takes its place."""
-        conversation = self.conversation
-        message = conversation.find(message_id)
-        if self.generating or message is None:
-            return
-        ids, successor = conversation.removal(message)
-
-        def remove() -> None:
-            with self.store.transaction():
-                self.store.delete_messages(ids)
-                if successor is not None:
-                    self.store.set_current_version(successor)
-
-        if not self._write("The deletion", remove):
-            return
-        conversation.messages = [m for m in conversation.messages if m.id not in ids]
-        if successor is not None:
-            conversation.make_current(successor)
-        self.redrawn.emit(conversation, False)
-        self.list_changed.emit()
-
     def message_text(self, message_id: str) -> str:
         message = self.conversation.find(message_id)
         return message.text if message else ""
@@ -245,7 +211,7 @@ class ChatSession(QObject):
                     return
             self._show(conversation)
         if message_id:
-            self.scrolled_to.emit(message_id)
+            self.show_message(message_id)  # in whichever version holds it
 
     # -- what other sessions tell it ---------------------------------------------------------------
 
@@ -258,11 +224,14 @@ class ChatSession(QObject):
         if conversation_id == self.conversation.id:
             self.conversation.pinned = pinned
 
-    def on_deleted(self, conversation_id: str) -> None:
-        """A deleted conversation is hidden (undo can bring it back): leave it."""
+    def on_deleted(self, conversation_id: str, next_id: str = "") -> None:
+        """A deleted conversation is hidden (undo can bring it back): leave it for `next_id`, the
+        one the list shows in its place (a new chat if none)."""
         if conversation_id == getattr(self.writer.owner, "id", None):
             self.stop()
-        if conversation_id == self.conversation.id:
+        if conversation_id == self.conversation.id and next_id:
+            self.open_conversation(next_id)
+        if conversation_id == self.conversation.id:  # none to show instead, or it could not be read
             self._show(Conversation(sampling=self.sampling.params))
 
     def shutdown(self) -> None:

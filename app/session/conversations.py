@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -21,8 +22,18 @@ from app.core.conversations.conversation import ConversationSummary
 from app.core.conversations.store import ConversationStore, StoreError
 from app.session import tasks
 
-UNDO_SECONDS = 8  # how long a deleted conversation can be brought back
+UNDO_SECONDS = 8  # how long a deleted conversation (or deleted messages) can be brought back
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeletedMessages:
+    """Messages a chat hid (ConversationStore.hide_messages), for the undo offer."""
+
+    conversation_id: str
+    holder_id: str  # the hidden conversation that holds them until the purge
+    message_id: str  # the first of them: shown again on undo
+    count: int
 
 
 class Conversations(QObject):
@@ -31,11 +42,13 @@ class Conversations(QObject):
     status = Signal(str)  # a short note for the status bar ("Importing chats.json…")
     renamed = Signal(str, str)  # id, the title as stored
     pinned = Signal(str, bool)  # id, pinned
-    deleted = Signal(str)  # id: hidden, undo offered; a view showing it must leave it
+    deleted = Signal(str, str)  # id: hidden, undo offered; the one to show in its place ("": none)
     restored = Signal(str)  # id: the deletion was undone
+    messages_restored = Signal(str, str)  # conversation id, first message id: deleted messages are back
     purged = Signal()  # deleted conversations are gone for good (their KV snapshots may go too)
-    undo_offered = Signal(str)  # the title of the conversation that can be brought back
+    undo_offered = Signal(str)  # what can be brought back, in words: "Deleted “Llamas”."
     undo_expired = Signal()  # the offer ended without an undo
+    undo_available = Signal(bool)  # whether Undo delete has something to bring back
     search_finished = Signal(str, object)  # query, list[SearchHit]
     imported = Signal(object)  # list[str]: ids of the conversations added
     exported = Signal(str)  # what was written, in words
@@ -46,6 +59,7 @@ class Conversations(QObject):
         self.store = store
         self.summaries: list[ConversationSummary] = store.list_conversations(with_counts=False)
         self._deleted_id: str | None = None  # the conversation the undo offer would bring back
+        self._deleted_messages: DeletedMessages | None = None  # or the messages it would
         self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_SECONDS * 1000)
         self._undo_timer.timeout.connect(self.purge_deleted)
         self._search = tasks.Latest("search")
@@ -109,41 +123,71 @@ class Conversations(QObject):
         offer (that conversation goes for good). One not in the list (a new chat) is not deleted."""
         if not self.is_saved(conversation_id):
             return
-        if self._deleted_id is not None:
+        if self.can_undo:
             self.purge_deleted()
         title = self.title_of(conversation_id)
+        ids = [s.id for s in self.summaries]
         if not self._write("The deletion", self.store.delete, conversation_id):
             return
         self._deleted_id = conversation_id
-        self.deleted.emit(conversation_id)
+        at = ids.index(conversation_id)
+        rest = ids[:at] + ids[at + 1:]  # the next one in the list takes its place, else the one before
+        self.deleted.emit(conversation_id, rest[min(at, len(rest) - 1)] if rest else "")
         self.refresh()
-        self.undo_offered.emit(title)
+        self._offer(f"Deleted “{' '.join(title.split()) or 'Untitled'}”.")
+
+    def offer_messages_undo(self, deleted: DeletedMessages) -> None:
+        """A chat hid messages: offer them back, as for a conversation (a newer offer ends the older)."""
+        if self.can_undo:
+            self.purge_deleted(keep=deleted.holder_id)
+        self._deleted_messages = deleted
+        self._offer(f"Deleted {deleted.count} message{'s' * (deleted.count != 1)}.")
+
+    def end_messages_undo(self) -> None:
+        """An answer began: bringing messages back under it would redraw the chat mid-answer."""
+        if self._deleted_messages is not None:
+            self.purge_deleted()
+
+    def _offer(self, text: str) -> None:
+        self.undo_offered.emit(text)
+        self.undo_available.emit(True)
         self._undo_timer.start()
 
     @property
     def can_undo(self) -> bool:
-        return self._deleted_id is not None
+        return self._deleted_id is not None or self._deleted_messages is not None
 
     def undo_delete(self) -> None:
-        """Bring back the conversation deleted last, while the offer lasts."""
-        conversation_id = self._deleted_id
-        if conversation_id is None:
+        """Bring back the conversation (or the messages) deleted last, while the offer lasts."""
+        conversation_id, messages = self._deleted_id, self._deleted_messages
+        if conversation_id is None and messages is None:
             return
         self._undo_timer.stop()
-        if not self._write("Undoing the deletion", self.store.undelete, conversation_id):
+        if messages is not None:
+            undone = self._write("Undoing the deletion", self.store.restore_messages, messages.holder_id,
+                                 messages.conversation_id, messages.message_id)
+        else:
+            undone = self._write("Undoing the deletion", self.store.undelete, conversation_id)
+        if not undone:
             self._undo_timer.start()  # the offer stands: the user may try again
             return
-        self._deleted_id = None
+        self._deleted_id = self._deleted_messages = None
+        self.undo_available.emit(False)
         self.refresh()
-        self.restored.emit(conversation_id)
+        if messages is not None:
+            self.messages_restored.emit(messages.conversation_id, messages.message_id)
+        else:
+            self.restored.emit(conversation_id)
 
-    def purge_deleted(self) -> None:
-        """End the undo offer; deleted conversations (and abandoned imports) go for good. Also at exit."""
+    def purge_deleted(self, keep: str = "") -> None:
+        """End the undo offer; deleted conversations and messages (and abandoned imports) go for
+        good, but the hidden conversation `keep` (a newer offer's). Also at exit."""
         self._undo_timer.stop()
-        if self._deleted_id is not None:
-            self._deleted_id = None
+        if self.can_undo:
+            self._deleted_id = self._deleted_messages = None
             self.undo_expired.emit()
-        if self._write("Removing deleted conversations", self.store.purge_deleted):
+            self.undo_available.emit(False)
+        if self._write("Removing deleted conversations", self.store.purge_deleted, [keep] if keep else []):
             self.purged.emit()
 
     def _write(self, what: str, write: Callable[..., object], *args: object) -> bool:

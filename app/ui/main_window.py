@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 import app
 from app.core.inference.types import ModelInfo
@@ -20,6 +20,8 @@ from app.ui.conversations.undo_bar import UndoBar
 from app.ui.models.load_settings_panel import LoadSettingsPanel
 from app.ui.models.model_actions import ModelActions
 from app.ui.shell import help_dialogs
+from app.ui.shell.banner import Banner
+from app.ui.shell.main_splitter import MainSplitter
 from app.ui.shell.preferences import THEMES, Preferences, step_text_size
 from app.ui.shell.status_bar import StatusBar
 from app.ui.shell.theme import apply_theme
@@ -39,10 +41,7 @@ class MainWindow(QMainWindow):
         panel = self.chat_panel
         self.chat_view, self.composer = panel.view, panel.composer
         self.context_meter, self.send_button = panel.context_meter, panel.send_button
-        self.banner = QLabel()
-        self.banner.setObjectName("banner")
-        self.banner.setWordWrap(True)
-        self.banner.hide()
+        self.banner = Banner()
         self.undo_bar = UndoBar(self.conversations)
         self.sampling_panel = SamplingPanel(self.sampling)
         self.system_prompt_panel = SystemPromptPanel()
@@ -87,20 +86,13 @@ class MainWindow(QMainWindow):
         column.addWidget(self.banner)
         column.addWidget(self.undo_bar)
         column.addWidget(self.chat_panel, 1)
-        splitter = QSplitter()
-        splitter.setObjectName("mainSplitter")
-        splitter.addWidget(self.conversation_list)
-        splitter.addWidget(center)
         self.side_tabs = QTabWidget()
         self.side_tabs.setObjectName("sideTabs")
         self.side_tabs.addTab(self.sampling_panel, "Sampling")
         self.side_tabs.addTab(self.system_prompt_panel, "System prompt")
         self.side_tabs.addTab(self.load_settings_panel, "Model")
-        splitter.addWidget(self.side_tabs)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 680, 280])
-        self.splitter = splitter
-        self.setCentralWidget(splitter)
+        self.splitter = MainSplitter(self.conversation_list, center, self.side_tabs)
+        self.setCentralWidget(self.splitter)
 
     def _restore_state(self) -> None:
         """Geometry, splitter positions and the last conversation, as they were at the last close."""
@@ -145,7 +137,9 @@ class MainWindow(QMainWindow):
         self._action(chat_menu, "&Copy the last answer", self.chat_panel.copy_last_answer, "Ctrl+Shift+C")
         chat_menu.addSeparator()
         self._action(chat_menu, "&Rename", self.conversation_list.rename_current, "F2")
-        self._action(chat_menu, "&Undo delete", conversations.undo_delete, QKeySequence.StandardKey.Undo)
+        self.undo_action = self._action(chat_menu, "&Undo delete", conversations.undo_delete,
+                                        QKeySequence.StandardKey.Undo)
+        self.undo_action.setEnabled(conversations.can_undo)  # only while there is something to bring back
         self._build_view_menu()
         model_menu = self.menuBar().addMenu("&Model")
         self._action(model_menu, "&Models…", models.open_manager, "Ctrl+M")
@@ -187,10 +181,12 @@ class MainWindow(QMainWindow):
         chat.answer_finished.connect(self.status_bar.show_speed)
         chat.conversation_shown.connect(listing.select)
         chat.conversation_shown.connect(self._show_system_prompt)
+        chat.conversation_shown.connect(lambda _id: self.banner.hide())  # an error about one chat only
+        conversations.undo_available.connect(self.undo_action.setEnabled)
         conversations.exported.connect(self.show_info)
         listing.new_requested.connect(chat.new_conversation)
         listing.selected.connect(chat.open_conversation)
-        listing.result_chosen.connect(chat.open_conversation)
+        listing.result_chosen.connect(self.chat_panel.show_hit)
         self.chat_panel.info.connect(self.show_info)
         self.chat_panel.sending.connect(self.banner.hide)
         self.context_meter.policy_changed.connect(lambda policy: setattr(self.preferences, "overflow_policy",
@@ -206,8 +202,7 @@ class MainWindow(QMainWindow):
         self.theme_actions[choice].setChecked(True)
         self.colors = apply_theme(choice)
         c = self.colors
-        self.banner.setStyleSheet(f"QLabel#banner {{ background: {c.banner_bg}; color: {c.banner_fg};"
-                                  " padding: 8px; border-radius: 4px; }")
+        self.banner.set_colors(c)
         self.undo_bar.set_colors(c)
         self.chat_view.set_colors(c)
 
@@ -253,8 +248,7 @@ class MainWindow(QMainWindow):
             self.context_meter.show_no_model()
 
     def show_error(self, message: str) -> None:
-        self.banner.setText(message)
-        self.banner.show()
+        self.banner.show_message(message)
 
     def show_info(self, message: str) -> None:
         self.status_bar.show_state(message)

@@ -73,11 +73,11 @@ def test_duplicate_adds_a_copy_and_names_it(qtbot, conversations, store, seeded)
 
 
 def test_delete_hides_offers_undo_and_undo_brings_it_back(qtbot, conversations, store, seeded) -> None:
-    first, _ = seeded
+    first, second = seeded
     with qtbot.waitSignal(conversations.deleted) as deleted, \
             qtbot.waitSignal(conversations.undo_offered) as offer:
         conversations.delete(first.id)
-    assert deleted.args == [first.id] and offer.args == ["Llamas"]
+    assert deleted.args == [first.id, second.id] and offer.args == ["Deleted “Llamas”."]
     assert not conversations.is_saved(first.id) and conversations.can_undo
     assert first.id in store.conversation_ids(), "hidden, not yet removed"
     with qtbot.waitSignal(conversations.restored) as restored:
@@ -88,6 +88,26 @@ def test_delete_hides_offers_undo_and_undo_brings_it_back(qtbot, conversations, 
         conversations.undo_delete()  # nothing left to undo
     with qtbot.assertNotEmitted(conversations.deleted), qtbot.assertNotEmitted(conversations.purged):
         conversations.delete("not-saved-yet")  # a new chat is not in the list: nothing to delete
+
+
+def test_a_deleted_conversation_gives_its_place_to_the_next_in_the_list(qtbot, store) -> None:
+    """Issue 12 item 20: the next one below takes its place, or the one above when it was last."""
+    top, middle, bottom = chat("Top"), chat("Middle"), chat("Bottom")
+    for offset, c in enumerate((bottom, middle, top)):
+        c.updated += offset
+    store.insert_conversations([top, middle, bottom])
+    conversations = Conversations(store)
+    assert titles(conversations) == ["Top", "Middle", "Bottom"]
+    with qtbot.waitSignal(conversations.deleted) as deleted:
+        conversations.delete(middle.id)
+    assert deleted.args == [middle.id, bottom.id]
+    with qtbot.waitSignal(conversations.deleted) as deleted:
+        conversations.delete(bottom.id)
+    assert deleted.args == [bottom.id, top.id]
+    with qtbot.waitSignal(conversations.deleted) as deleted:
+        conversations.delete(top.id)
+    assert deleted.args == [top.id, ""]
+    conversations.purge_deleted()
 
 
 def test_the_undo_offer_expires_and_the_conversation_goes_for_good(qtbot, conversations, store,

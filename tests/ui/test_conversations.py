@@ -125,10 +125,12 @@ def test_search_as_you_type_and_jump_to_the_hit(qtbot) -> None:
     assert window.chat.conversation.id == target.id
     hit = target.thread()[41]
     view = window.chat_view
-    assert view.textCursor().position() == view._starts[hit.id]
+    selected = view.textCursor()
+    assert selected.selectedText() == "zanzib" and selected.selectionStart() > view._starts[hit.id]
+    assert selected.selectionStart() < view._starts[target.thread()[42].id], "selected in its message"
     top = view.cursorForPosition(view.viewport().rect().topLeft()).position()
     bottom = view.cursorForPosition(view.viewport().rect().bottomLeft()).position()
-    assert top <= view._starts[hit.id] <= bottom, "the matching message is on screen"
+    assert top <= selected.selectionStart() <= bottom, "the match is on screen"
     window.conversation_list.search_box.clear()
     assert window.conversation_list.stack.currentWidget() is window.conversation_list.list
     qtbot.keyClicks(window.conversation_list.search_box, "qwertyuiop")

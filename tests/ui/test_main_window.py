@@ -168,3 +168,22 @@ def test_enter_without_a_model_keeps_the_text_and_says_what_to_do(qtbot) -> None
     assert win.chat.conversation.messages == [] and win.conversations.summaries == []
     assert not win.chat.generating and win.send_button.text() == "Send"
     win.close()
+
+
+def test_the_status_bar_follows_an_edited_message_and_drops_the_speed_with_the_model(qtbot, window) -> None:
+    """Issue 12 item 14: "Ready" showed while an edited message was answered; a stale "46.8 tok/s"
+    stayed beside "No model"."""
+    window.sampling_panel.rows["max_tokens"].spin.setValue(8)
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
+        type_and_send(qtbot, window, "Hello!")
+    assert window.speed_label.text().endswith("tok/s")
+    question = window.chat.conversation.thread()[0]
+    window.chat_view.action_requested.emit("edit", question.id)
+    window.composer.clear()
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=60_000):
+        type_and_send(qtbot, window, "Good morning!")
+        assert window.state_label.text() == "Generating…"
+    assert window.chat.conversation.thread()[0].text == "Good morning!"
+    with qtbot.waitSignal(window.model_session.unloaded, timeout=30_000):
+        window.model_session.unload()
+    assert window.model_label.text() == "No model" and window.speed_label.text() == ""

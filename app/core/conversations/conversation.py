@@ -115,6 +115,18 @@ class Conversation:
         siblings = [m for m in self.versions(message) if m.id not in ids]
         return ids, next((m for m in siblings if m.current), siblings[-1] if siblings else None)
 
+    def versions_to_show(self, message: Message) -> list[Message]:
+        """The versions to make current so that the thread passes through `message` (a search hit
+        in a version not shown): it and the messages before it that are not the chosen version."""
+        by_id = {m.id: m for m in self.messages}
+        path: list[Message] = []
+        at: Message | None = message
+        while at is not None:
+            path.append(at)
+            at = by_id.get(at.parent_id) if at.parent_id else None
+        shown = {m.id for m in self.thread()}
+        return [m for m in reversed(path) if m.id not in shown]
+
     def subtree(self, message: Message) -> list[Message]:
         """The message and everything that follows from it, in any version."""
         found, frontier = [message], {message.id}

@@ -23,7 +23,7 @@ from app.core.conversations import bulk_insert
 from app.core.conversations import search as _search
 from app.core.conversations.answer_recorder import AnswerRecorder as AnswerRecorder  # re-exported
 from app.core.conversations.bulk_insert import IMPORT_CHUNK_S, IMPORT_PAUSE_S
-from app.core.conversations.conversation import Conversation, ConversationSummary, Message
+from app.core.conversations.conversation import Conversation, ConversationSummary, Message, new_id
 from app.core.conversations.database import BUSY_TIMEOUT_MS, Database, guarded
 from app.core.conversations.database import RETRY_PAUSES_S as RETRY_PAUSES_S  # re-exported
 from app.core.conversations.migrations import MIGRATIONS as MIGRATIONS  # re-exported: the schema's history
@@ -138,13 +138,15 @@ class ConversationStore(Database):
         return {row[0] for row in self.db.execute("SELECT id FROM conversations")}
 
     @guarded("remove the deleted conversations")
-    def purge_deleted(self) -> int:
-        """Deleted conversations go for good (their number is returned), and so do the hidden rows
-        of imports whose process died."""
+    def purge_deleted(self, keep: Iterable[str] = ()) -> int:
+        """Deleted conversations (and hidden deleted messages) go for good, but those in `keep`
+        (their number is returned), and so do the hidden rows of imports whose process died."""
+        kept = list(keep)
         bulk_insert.remove_abandoned(self)
         with self.transaction():
             return self.db.execute(
-                "DELETE FROM conversations WHERE deleted IS NOT NULL AND importing IS NULL").rowcount
+                "DELETE FROM conversations WHERE deleted IS NOT NULL AND importing IS NULL"
+                f" AND id NOT IN ({','.join('?' * len(kept))})", kept).rowcount
 
     @guarded("duplicate the conversation")
     def duplicate(self, conversation_id: str) -> str:
@@ -209,6 +211,37 @@ class ConversationStore(Database):
         ids = list(message_ids)
         with self.transaction():
             self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    @guarded("delete the messages", retry=False)
+    def hide_messages(self, conversation_id: str, message_ids: Iterable[str],
+                      successor: Message | None) -> str:
+        """Delete messages so that `restore_messages` can bring them back: they move to a hidden
+        conversation marked deleted, which `purge_deleted` removes (after a kill, at the next purge,
+        like a deleted conversation). `successor` becomes the current version of their turn.
+        Returns the hidden conversation's id."""
+        holder, now = new_id(), time.time()
+        with self.transaction():
+            self.db.execute("INSERT INTO conversations (id, title, created, updated, deleted)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            (holder, f"Messages deleted from {conversation_id}", now, now, now))
+            self.db.executemany("UPDATE messages SET conversation_id = ?"
+                                " WHERE id = ? AND conversation_id = ?",
+                                [(holder, i, conversation_id) for i in message_ids])
+            if successor is not None:
+                self.set_current_version(successor)
+        return holder
+
+    @guarded("bring the messages back")
+    def restore_messages(self, holder_id: str, conversation_id: str, message_id: str) -> None:
+        """Undo `hide_messages`: the messages return to their conversation, `message_id` (the first
+        of them) as the current version of its turn."""
+        with self.transaction():
+            self.db.execute("UPDATE messages SET conversation_id = ? WHERE conversation_id = ?",
+                            (conversation_id, holder_id))
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (holder_id,))
+            self.db.execute("""UPDATE messages SET current = (id = :m) WHERE conversation_id = :c
+                AND parent_id IS (SELECT parent_id FROM messages WHERE id = :m)""",
+                            {"m": message_id, "c": conversation_id})
 
     @guarded("choose the version")
     def set_current_version(self, message: Message) -> None:

@@ -60,7 +60,7 @@ class ChatPanel(QWidget):
         sent = self.chat.edit(self.editing, text) if self.editing else self.chat.send(text)
         if sent:
             self.composer.clear()
-            self._stop_editing()
+            self.editing = None  # the status bar says the answer is coming: not "Ready"
 
     def _send_or_stop(self) -> None:
         if self.chat.generating:
@@ -114,6 +114,14 @@ class ChatPanel(QWidget):
         self.composer.setPlainText(self.chat.message_text(message_id))
         self.composer.setFocus()
         self.info.emit("Editing a message: Enter resends it as a new version, Esc cancels")
+
+    def show_hit(self, conversation_id: str, message_id: str | None, query: str = "") -> None:
+        """Open a search hit: its chat, at its message (in the version that holds it), the first
+        word of the query selected there."""
+        self.chat.open_conversation(conversation_id, message_id)
+        words = query.split()
+        if message_id and words and self.chat.conversation.find(message_id) is not None:
+            self.view.find(words[0])  # from the message's start, where the view put the cursor
 
     def _previous(self, message_id: str) -> None:
         self.chat.show_version(message_id, -1)

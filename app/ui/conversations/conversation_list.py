@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolTip,
     QVBoxLayout,
     QWidget,
@@ -50,7 +52,7 @@ def date_group(timestamp: float, today: date | None = None) -> str:
 class ConversationList(QWidget):
     new_requested = Signal()
     selected = Signal(str)  # conversation id
-    result_chosen = Signal(str, object)  # conversation id, message id or None
+    result_chosen = Signal(str, object, str)  # conversation id, message id or None, the query
 
     def __init__(self, conversations: Conversations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +68,10 @@ class ConversationList(QWidget):
         self.list.setObjectName("conversationList")
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        # A long title ends in "…" (the tooltip has it whole): no horizontal scroll bar.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setItemDelegate(_VisibleWidthDelegate(self.list))
         self.results = QListWidget()
         self.results.setObjectName("searchResults")
         self.results.setWordWrap(True)
@@ -97,6 +103,7 @@ class ConversationList(QWidget):
         self._heading_font.setPointSizeF(max(self._heading_font.pointSizeF() - 1, 7))
         self.list.setUniformItemSizes(True)  # a relayout of thousands of rows costs no more than one
         self.list.viewport().installEventFilter(self)
+        self.search_box.installEventFilter(self)
         conversations.changed.connect(self.refresh)
         conversations.search_finished.connect(self.show_results)
         self.refresh()
@@ -159,6 +166,11 @@ class ConversationList(QWidget):
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
         """A conversation's tooltip: its title and how many messages it has, counted when shown."""
+        if watched is self.search_box and self._is_escape(event) and self.search_box.text():
+            if event.type() == QEvent.Type.KeyPress:  # Esc clears the search: all chats again
+                self.search_box.clear()
+            event.accept()  # before the window's Esc (Stop the answer) takes it
+            return True
         if watched is self.list.viewport() and event.type() == QEvent.Type.ToolTip:
             item = self.list.itemAt(event.pos())
             conversation_id = item.data(ID_ROLE) if item is not None else None
@@ -170,6 +182,11 @@ class ConversationList(QWidget):
                 QToolTip.hideText()
             return True
         return super().eventFilter(watched, event)
+
+    @staticmethod
+    def _is_escape(event: QEvent) -> bool:
+        return event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
+            and event.key() == Qt.Key.Key_Escape
 
     def rename_current(self) -> None:
         item = self.list.currentItem()
@@ -242,7 +259,17 @@ class ConversationList(QWidget):
         self.stack.setCurrentWidget(self.results if hits else self.no_results)
 
     def _on_result_chosen(self, item: QListWidgetItem) -> None:
-        self.result_chosen.emit(item.data(ID_ROLE), item.data(MESSAGE_ROLE))
+        self.result_chosen.emit(item.data(ID_ROLE), item.data(MESSAGE_ROLE), self.query())
+
+
+class _VisibleWidthDelegate(QStyledItemDelegate):
+    """Rows are drawn within the visible width, so a long title is elided rather than cut off."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:  # noqa: N802 - Qt's name
+        super().initStyleOption(option, index)
+        rect = option.rect
+        rect.setRight(min(rect.right(), self.parent().viewport().rect().right()))
+        option.rect = rect
 
 
 class _ListWithDeleteKey(QListWidget):

@@ -1,4 +1,5 @@
-"""The bar that offers to bring back a deleted conversation while the undo offer lasts."""
+"""The bar that offers to bring back a deleted conversation (or deleted messages) while the undo
+offer lasts."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from app.ui.shell.theme import Colors
 
 
 class UndoBar(QWidget):
-    """Shown on `undo_offered`; hidden when the offer ends (`undo_expired`) or is taken (`restored`)."""
+    """Shown on `undo_offered`; hidden when the offer ends, taken or not (`undo_available`)."""
 
     def __init__(self, conversations: Conversations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("undoBar")
         self.label = QLabel()
         self.button = QPushButton("Undo")
-        self.button.setToolTip("Bring the conversation back (Ctrl+Z)")
+        self.button.setToolTip("Bring it back (Ctrl+Z)")
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 2, 8, 2)
         row.addWidget(self.label, 1)
@@ -24,11 +25,10 @@ class UndoBar(QWidget):
         self.hide()
         self.button.clicked.connect(conversations.undo_delete)
         conversations.undo_offered.connect(self._offer)
-        conversations.undo_expired.connect(self.hide)
-        conversations.restored.connect(self.hide)
+        conversations.undo_available.connect(lambda available: available or self.hide())
 
-    def _offer(self, title: str) -> None:
-        self.label.setText(f"Deleted “{' '.join(title.split()) or 'Untitled'}”.")
+    def _offer(self, text: str) -> None:
+        self.label.setText(text)
         self.show()
 
     def set_colors(self, colors: Colors) -> None:

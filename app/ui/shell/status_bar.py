@@ -33,6 +33,7 @@ class StatusBar(QStatusBar):
     def _show_loading(self, path: str) -> None:
         self.model_label.setText(f"Loading {Path(path).stem}…")
         self.backend_label.setText("")
+        self.speed_label.setText("")
 
     def show_model(self, info: ModelInfo | None) -> None:
         """The model that answers now (after a failed load, the one still loaded, if any)."""
@@ -40,6 +41,7 @@ class StatusBar(QStatusBar):
             self.model_label.setText("No model")
             self.model_label.setToolTip("")
             self.backend_label.setText("")
+            self.speed_label.setText("")  # the last answer's speed was that model's
             return
         self.model_label.setText(info.name)
         self.model_label.setToolTip(f"{info.path}\ncontext {info.n_ctx:,} tokens")
