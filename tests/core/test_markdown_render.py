@@ -106,7 +106,7 @@ def test_pygments_styles_are_limited_to_what_qt_understands() -> None:
         for declaration in filter(None, (d.strip() for d in style.split(";"))):
             assert declaration.split(":")[0] in {"color", "background-color", "font-weight", "font-style",
                                                  "text-decoration", "font-size", "margin-top",
-                                                 "margin-bottom"}, declaration
+                                                 "margin-bottom", "white-space"}, declaration
 
 
 @pytest.mark.parametrize("lang", ["", "no-such-language", "no-such-language extra words"])

@@ -99,12 +99,15 @@ def _code_html(code: str, lang: str, env: Env) -> str:
     shown = code.removesuffix("\n")
     body = _highlight(shown, lang, theme.pygments)
     href = _esc(f"action:copy-code:{env['message_id']}:{index}")
+    # pre-wrap: a QTextBrowser cannot scroll one block sideways, and a long line must not widen the
+    # whole chat (every message would scroll with it, the Copy link out of view): it wraps instead.
     return (
         f'<table width="100%" border="0" cellspacing="0" cellpadding="6" bgcolor="{theme.block}"'
         ' style="margin-top: 6px; margin-bottom: 6px">'
         f'<tr bgcolor="{theme.header}"><td><span style="color: {theme.muted}; font-size: small">'
         f'{_esc(lang or "text")}</span></td><td align="right"><a href="{href}">Copy</a></td></tr>'
-        f'<tr><td colspan="2"><pre style="color: {theme.text}">{_esc(shown) if body is None else body}'
+        f'<tr><td colspan="2"><pre style="color: {theme.text}; white-space: pre-wrap">'
+        f'{_esc(shown) if body is None else body}'
         "</pre></td></tr></table>\n"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.core.conversations.conversation import Conversation, GenerationRecord, Message
@@ -25,6 +26,7 @@ class AnswerRecorder:
         """resumed: the message is stored already (an answer being continued)."""
         self.store = store
         self.message = message
+        self.earlier = message.generation if resumed else None  # how the continued part was made
         self.interval_s = interval_s
         self.clock = clock
         message.incomplete = True
@@ -52,6 +54,20 @@ class AnswerRecorder:
         self._saved_at = self.clock()
 
     def finish(self, generation: GenerationRecord | None, incomplete: bool) -> None:
+        """A continued answer's record covers the whole answer, not only the continuation."""
+        if self.earlier is not None and generation is not self.earlier:
+            generation = self.earlier if generation is None else whole_answer(self.earlier, generation)
         self.message.generation = generation
         self.message.incomplete = incomplete
         self.store.complete_message(self.message)
+
+
+def whole_answer(earlier: GenerationRecord, more: GenerationRecord) -> GenerationRecord:
+    """An answer continued: its tokens add up, its speed is over both parts' decoding time, its
+    first token and prompt are the first part's (the continuation's prompt holds the answer so far);
+    how it ended and the model and sampling are the continuation's."""
+    tokens = earlier.completion_tokens + more.completion_tokens
+    seconds = sum(r.completion_tokens / r.tokens_per_s for r in (earlier, more) if r.tokens_per_s > 0)
+    return replace(more, prompt_tokens=earlier.prompt_tokens or more.prompt_tokens,
+                   completion_tokens=tokens, ttft_s=earlier.ttft_s or more.ttft_s,
+                   tokens_per_s=tokens / seconds if seconds > 0 else more.tokens_per_s)

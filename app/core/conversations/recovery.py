@@ -21,6 +21,7 @@ from pathlib import Path
 
 from app.core.chat.sampling import SamplingParams
 from app.core.common.errors import UserFacingError
+from app.core.common.text import plural
 from app.core.conversations.conversation import ROLES, GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -170,17 +171,17 @@ class RecoveryReport:
 
     def summary(self) -> str:
         if self.nothing_read:
-            held = f"it held {self.messages_lost} messages" if self.messages_lost else (
+            held = f"it held {plural(self.messages_lost, 'message')}" if self.messages_lost else (
                 "how many it held is unknown")
-            kept = (f"; only {self.conversations} conversations, without their messages, were copied "
-                    f"into the new database {self.path}") if self.conversations else (
+            kept = (f"; only {plural(self.conversations, 'conversation')}, without their messages, "
+                    f"were copied into the new database {self.path}") if self.conversations else (
                 f"; {self.path} is now a new, empty database")
             return (f"No message could be read from the damaged conversation database ({held})"
                     f"{kept}. The damaged file was kept as {self.damaged_path}: "
                     "do not delete it, a data recovery tool (such as the sqlite3 command's .recover) "
                     "may still get more out of it.")
-        lost = [f"{n} {what}" for n, what in ((self.conversations_lost, "conversations"),
-                                             (self.messages_lost, "messages")) if n]
+        lost = [plural(n, what) for n, what in ((self.conversations_lost, "conversation"),
+                                                (self.messages_lost, "message")) if n]
         unknown = None in (self.conversations_lost, self.messages_lost)
         lost_text = ("; could not be read: " + " and ".join(lost)) if lost else (
             "; how much could not be read is unknown" if unknown else "; nothing was lost")

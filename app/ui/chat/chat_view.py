@@ -12,8 +12,6 @@ and links open in the system browser only when clicked (http, https and mailto o
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -24,9 +22,10 @@ from PySide6.QtGui import (
     QTextCursor,
     QTextFormat,
 )
-from PySide6.QtWidgets import QTextBrowser, QToolButton
+from PySide6.QtWidgets import QTextBrowser, QTextEdit, QToolButton
 
 from app.core.conversations.conversation import Conversation, Message
+from app.ui.chat.message_footer import message_footer
 from app.ui.shell.theme import LIGHT, Colors
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -54,6 +53,7 @@ class ChatView(QTextBrowser):
         self._versions: dict[str | None, list[Message]] | None = None  # while a conversation is drawn
         self._shown = RECENT
         self._at_end = True  # follow the end as the text grows, unless the user scrolled up
+        self._editing: str | None = None  # the message being edited in the composer, marked
         self._text_format = QTextCharFormat()
         self._role_format = QTextCharFormat()
         self._role_format.setFontWeight(QFont.Weight.Bold)
@@ -115,10 +115,14 @@ class ChatView(QTextBrowser):
         self._place_jump_button()
 
     def _place_jump_button(self) -> None:
+        """In the strip left free under the text while it shows: it never covers a line."""
         button, viewport = self.jump_button, self.viewport()
         button.adjustSize()
         button.move(viewport.x() + viewport.width() - button.width() - 12,
-                    viewport.y() + viewport.height() - button.height() - 12)
+                    viewport.y() + viewport.height() + (self._jump_strip() - button.height()) // 2)
+
+    def _jump_strip(self) -> int:
+        return self.jump_button.sizeHint().height() + 8
 
     def follow(self, chat) -> None:
         """Draw what a ChatSession says happened; the session never calls the view."""
@@ -169,6 +173,7 @@ class ChatView(QTextBrowser):
                 self.end_message(message, cursor, rendered=True)
         cursor.endEditBlock()
         self._versions = None
+        self._mark_editing()
         self._scroll_to_end()
 
     def _on_anchor(self, url: QUrl) -> None:
@@ -273,6 +278,33 @@ class ChatView(QTextBrowser):
         if facts:
             cursor.insertText("  " + facts, self._footer_format)
 
+    def mark_editing(self, message_id: str | None) -> None:
+        """Mark the message being edited in the composer with a band (None: no edit now)."""
+        self._editing = message_id
+        self._mark_editing()
+
+    def editing_marked(self) -> tuple[int, int] | None:
+        """Where the band is (start, end), if a message is marked."""
+        marks = self.extraSelections()
+        return (marks[0].cursor.selectionStart(), marks[0].cursor.selectionEnd()) if marks else None
+
+    def _mark_editing(self) -> None:
+        start = self._starts.get(self._editing) if self._editing else None
+        if start is None:
+            self.setExtraSelections([])
+            return
+        after = [p for p in self._starts.values() if p > start]
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start + 2 if start else 0)  # past the blank lines between messages
+        end = min(after) + 1 if after else self.document().characterCount() - 1  # +1: the whole last line
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        band = QTextCharFormat()
+        band.setBackground(QColor(self._colors.notice_bg))
+        band.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        mark = QTextEdit.ExtraSelection()
+        mark.cursor, mark.format = cursor, band
+        self.setExtraSelections([mark])
+
     def set_conversation(self, conversation: Conversation) -> None:
         """The conversation the streamed messages belong to (for their version arrows)."""
         self._conversation = conversation
@@ -283,6 +315,11 @@ class ChatView(QTextBrowser):
     def scroll_to_message(self, message_id: str) -> None:
         """Bring a message's first line to the top of the view."""
         position = self._starts.get(message_id)
+        if position is None and self._conversation is not None:  # behind "Show N earlier messages"
+            thread = [m.id for m in self._conversation.thread()]
+            if message_id in thread:
+                self.show_conversation(self._conversation, shown=len(thread) - thread.index(message_id))
+                position = self._starts.get(message_id)
         if position is None:
             return
         cursor = QTextCursor(self.document())
@@ -308,8 +345,9 @@ class ChatView(QTextBrowser):
 
     def _show_jump_button(self) -> None:
         show = not self._at_end
-        if show != self.jump_button.isVisible():
+        if show == self.jump_button.isHidden():
             self.jump_button.setVisible(show)
+            self.setViewportMargins(0, 0, 0, self._jump_strip() if show else 0)
             if show:
                 self._place_jump_button()
                 self.jump_button.raise_()
@@ -334,20 +372,3 @@ _ACTIONS = {"user": ("edit", "copy", "delete"),
             "assistant": ("regenerate", "copy", "copy-plain", "delete"), "system": ("copy",)}
 _ACTION_NAMES = {"edit": "Edit", "copy": "Copy", "copy-plain": "Copy text", "delete": "Delete",
                  "regenerate": "Regenerate", "continue": "Continue"}
-
-
-def message_footer(message: Message) -> str:
-    parts = []
-    record = message.generation
-    if record is not None:
-        if record.model_file:
-            parts.append(Path(record.model_file).stem)
-        if record.completion_tokens:
-            parts.append(f"{record.completion_tokens} tokens")
-            parts.append(f"{record.tokens_per_s:.1f} tok/s")
-            parts.append(f"first token {record.ttft_s:.2f} s")
-        if record.dropped_messages:
-            parts.append(f"{record.dropped_messages} earlier messages not sent (context full)")
-    if message.incomplete:
-        parts.append("stopped" if record and record.stop_reason == "user" else "incomplete")
-    return " · ".join(parts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
 PLACEHOLDER = "Message the model (Enter to send, Shift+Enter for a new line)"
@@ -20,6 +20,11 @@ class Composer(QPlainTextEdit):
         line = self.fontMetrics().lineSpacing()
         self.setMinimumHeight(line * 3 + 12)
         self.setMaximumHeight(line * 5 + 12)
+
+    def setPlainText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        """A text put in the box (a message to edit, a refused draft) is carried on where it ends."""
+        super().setPlainText(text)
+        self.moveCursor(QTextCursor.MoveOperation.End)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)

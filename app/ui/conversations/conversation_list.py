@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.common.text import plural
 from app.core.conversations.conversation import ConversationSummary
 from app.core.conversations.search import MATCH_END, MATCH_START, SearchHit
 from app.session.conversations import Conversations
@@ -176,7 +177,7 @@ class ConversationList(QWidget):
             conversation_id = item.data(ID_ROLE) if item is not None else None
             if conversation_id:
                 count = self.conversations.message_count(conversation_id)
-                counted = "" if count is None else f"\n{count} messages"
+                counted = "" if count is None else f"\n{plural(count, 'message')}"
                 QToolTip.showText(event.globalPos(), f"{item.text()}{counted}", self.list.viewport())
             else:
                 QToolTip.hideText()

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 import app
 from app.session.model_library import LibrarySession
 from app.session.tasks import start
 
-SHORTCUTS_HELP = (
-    ("Enter", "Send"), ("Shift+Enter", "New line"), ("Esc", "Stop the answer / cancel an edit"),
-    ("Ctrl+N", "New chat"), ("Ctrl+K", "Search chats"), ("Ctrl+E", "Export"),
-    ("Ctrl+Shift+C", "Copy the last answer"), ("Ctrl+= / Ctrl+-", "Bigger / smaller text"),
-    ("Ctrl+0", "Default text size"), ("F2", "Rename the chat"), ("Ctrl+O", "Open a GGUF model"),
+# Keys no menu item carries (the composer's, the chat list's): every other row is read from the
+# window's actions, so a shortcut added to a menu is listed without anyone remembering to.
+KEYS_OUTSIDE_MENUS = (
+    ("Enter", "Send (in the message box)"), ("Shift+Enter", "New line (in the message box)"),
+    ("Esc", "Cancel editing a message"), ("Esc", "Clear the search (in the search box)"),
+    ("Delete", "Delete the selected chat (in the chat list)"),
 )
 
 
-def show_shortcuts(parent: QWidget) -> None:
-    rows = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in SHORTCUTS_HELP)
-    QMessageBox.information(parent, "Keyboard shortcuts", f"<table cellpadding='3'>{rows}</table>")
+def shortcut_rows(window: QWidget) -> list[tuple[str, str]]:
+    """(keys, what they do) for every action of the window that has a shortcut, in menu order,
+    then the keys that belong to one widget."""
+    bar = getattr(window, "menuBar", None)
+    in_menus = [a for menu in bar().actions() if menu.menu() for a in _walk(menu.menu())] if bar else []
+    rows = []
+    for action in dict.fromkeys(in_menus + window.findChildren(QAction)):  # each once, menus first
+        keys = [k for k in action.shortcuts() if not k.isEmpty()]
+        if keys:
+            shown = " or ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys)
+            rows.append((shown, action.iconText()))  # the menu text without "&" and "…"
+    return rows + list(KEYS_OUTSIDE_MENUS)
+
+
+def _walk(menu: QMenu) -> list[QAction]:
+    return [a for action in menu.actions() for a in (_walk(action.menu()) if action.menu() else [action])]
+
+
+def show_shortcuts(parent: QWidget) -> QMessageBox:
+    """The window's shortcuts as a table; opened, not exec()'d: no nested event loop."""
+    rows = "".join(f"<tr><td><b>{html.escape(keys)}</b></td><td>{html.escape(what)}</td></tr>"
+                   for keys, what in shortcut_rows(parent))
+    box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts",
+                      f"<table cellpadding='3'>{rows}</table>", QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("shortcutsBox")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
 
 
 def show_about(parent: QWidget, library: LibrarySession) -> None:
