@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.core.chat import presets as presets_module
+from app.core.chat.context_window import DEFAULT_ANSWER_RESERVE, answer_reserve
 from app.core.chat.presets import BUILTIN, PresetError, PresetStore
-from app.core.chat.sampling import GREEDY, RANGES, SamplingParams
+from app.core.chat.sampling import GREEDY, RANGES, UNTIL_FULL, SamplingParams, answer_limit
 
 NUMERIC = [f.name for f in fields(SamplingParams) if f.name != "stop"]
 EVERYTHING = SamplingParams(temperature=0.7, top_p=0.9, top_k=50, min_p=0.1, repeat_penalty=1.1,
@@ -171,9 +172,8 @@ def test_export_then_import_elsewhere(store: PresetStore, tmp_path: Path) -> Non
     exported = tmp_path / "mine.json"
     assert store.export(exported) == 2
     other = PresetStore(tmp_path / "other" / "presets.json")
-    other.save("Chat", SamplingParams(top_k=1))  # replaced by the import
     other.save("Keep", SamplingParams(top_k=2))
-    assert sorted(other.import_(exported)) == ["Chat", "Code"]
+    assert sorted(other.import_(exported).added) == ["Chat", "Code"]
     assert other.get("Code") == EVERYTHING and other.get("Chat") == GREEDY
     assert other.get("Keep") == SamplingParams(top_k=2)
     assert store.export(tmp_path / "one.json", ["Chat"]) == 1
@@ -183,7 +183,7 @@ def test_import_tolerates_unknown_and_missing_parameters(store: PresetStore, tmp
     path = tmp_path / "future.json"
     path.write_text(json.dumps({"format": "llamadesk-sampling-presets", "version": 1, "presets": [
         {"name": "Future", "sampling": {"top_k": 7, "dry_multiplier": 0.8}}]}), encoding="utf-8")
-    assert store.import_(path) == ["Future"]
+    assert store.import_(path).added == ["Future"]
     assert store.get("Future") == SamplingParams(top_k=7)
 
 
@@ -281,3 +281,34 @@ def test_the_engine_uses_user_stop_strings_penalties_and_mirostat(model_path: Pa
             assert "".join(deltas).strip(), params
     finally:
         engine.unload()
+
+
+def test_importing_a_taken_name_adds_it_under_a_new_name_and_keeps_the_users(store: PresetStore,
+                                                                            tmp_path: Path) -> None:
+    """Issue 12 item 10: an import used to replace a same-named preset of the user's silently."""
+    store.save("Chat", GREEDY)
+    store.save("Code", EVERYTHING)
+    store.save("Code (2)", SamplingParams(top_k=5))  # taken too: the next free number is used
+    exported = tmp_path / "shared.json"
+    sender = PresetStore(tmp_path / "sender" / "presets.json")
+    sender.save("Chat", SamplingParams(top_k=1))
+    sender.save("Code", SamplingParams(top_k=2))
+    sender.save("Same", GREEDY)
+    sender.export(exported)
+    store.save("Same", GREEDY)
+    result = store.import_(exported)
+    assert result.renamed == {"Chat": "Chat (2)", "Code": "Code (3)"} and result.present == ["Same"]
+    assert store.get("Chat") == GREEDY and store.get("Code") == EVERYTHING  # the user's own, untouched
+    assert store.get("Chat (2)") == SamplingParams(top_k=1)
+    assert store.get("Code (3)") == SamplingParams(top_k=2)
+    assert result.summary("shared.json") == ("Imported 2 presets. Added “Chat” as “Chat (2)” and “Code” as "
+                                             "“Code (3)”, as you have presets of those names already. "
+                                             "Skipped 1 preset you have already.")
+
+
+def test_max_tokens_zero_means_until_the_context_is_full() -> None:
+    """Issue 12 item 9: no limit of its own; the engine reads 0 as all the room left, never as 0."""
+    assert SamplingParams(max_tokens=UNTIL_FULL).max_tokens == 0
+    assert answer_limit(UNTIL_FULL, 300) == 300
+    assert answer_limit(100, 300) == 100 and answer_limit(500, 300) == 300
+    assert answer_reserve(4096, UNTIL_FULL) == DEFAULT_ANSWER_RESERVE  # room kept for an open-ended answer

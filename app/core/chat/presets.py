@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os  # noqa: F401 - tests make os.replace fail through this module
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,51 @@ class Preset:
     name: str
     params: SamplingParams
     builtin: bool
+
+
+@dataclass
+class Imported:
+    """What an import did: `added` (names as stored), `renamed` (name in the file -> the name it
+    was stored under, its own being taken), `present` (already there with the same settings)."""
+
+    added: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    present: list[str] = field(default_factory=list)
+
+    def summary(self, file_name: str) -> str:
+        """What the import did, in words, naming every preset that had to take a new name."""
+        if not self.added:
+            return f"Nothing to import: you have the {_presets(len(self.present))} in {file_name} already."
+        text = f"Imported {_presets(len(self.added))}."
+        if self.renamed:
+            pairs = [f"“{old}” as “{new}”" for old, new in self.renamed.items()]
+            listed = pairs[0] if len(pairs) == 1 else ", ".join(pairs[:-1]) + " and " + pairs[-1]
+            those = "a preset of that name" if len(pairs) == 1 else "presets of those names"
+            text += f" Added {listed}, as you have {those} already."
+        if self.present:
+            text += f" Skipped {_presets(len(self.present))} you have already."
+        return text
+
+
+def _presets(count: int) -> str:
+    return f"{count} preset{'' if count == 1 else 's'}"
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name` with the first free number: "Fast (2)", "Fast (3)"… (shortened to fit if need be)."""
+    number = 2
+    while True:
+        suffix = f" ({number})"
+        candidate = name[:MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
+def _numbered(candidate: str, name: str) -> bool:
+    """Whether `candidate` is `name` with a number, as _free_name makes them."""
+    number = candidate.removeprefix(f"{name} (").removesuffix(")")
+    return candidate.startswith(f"{name} (") and candidate.endswith(")") and number.isdigit()
 
 
 def is_reserved(name: str) -> bool:
@@ -148,8 +193,10 @@ class PresetStore:
             raise PresetError(f"Cannot write {path}: {error.strerror or error}.") from error
         return len(user)
 
-    def import_(self, path: Path) -> list[str]:
-        """Add the presets in `path`, replacing user presets of the same name; returns their names.
+    def import_(self, path: Path) -> Imported:
+        """Add the presets in `path`. One whose name is taken is added under a new name ("Fast (2)"),
+        never over the user's own; one the user has already (same settings, under its name or a
+        numbered one) is skipped.
 
         The whole file is checked first: if anything in it is wrong, nothing changes.
         """
@@ -165,10 +212,20 @@ class PresetStore:
         if not incoming:
             raise PresetError(f"{path.name} holds no presets.")
         user = self._read_user()
-        user.update(incoming)
-        self._check_count(user)
-        self._write(user)
-        return list(incoming)
+        result = Imported()
+        for name, params in incoming.items():
+            if any(user[n] == params for n in user if n == name or _numbered(n, name)):
+                result.present.append(name)  # imported before, perhaps under a new name
+                continue
+            stored = _free_name(name, set(user) | set(incoming)) if name in user else name
+            user[stored] = params
+            result.added.append(stored)
+            if stored != name:
+                result.renamed[name] = stored
+        if result.added:
+            self._check_count(user)
+            self._write(user)
+        return result
 
     # -- helpers ---------------------------------------------------------------------------
 

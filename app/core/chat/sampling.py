@@ -16,6 +16,7 @@ class Range:
 MAX_SEED = 2**31 - 1
 MAX_STOPS = 8
 MAX_STOP_LENGTH = 64
+UNTIL_FULL = 0  # max_tokens: no limit of its own, the answer may run until the context is full
 
 # What each parameter does, in the words a tooltip shows.
 RANGES: dict[str, Range] = {
@@ -41,7 +42,8 @@ RANGES: dict[str, Range] = {
     "mirostat_tau": Range(0.0, 10.0, "Mirostat's target surprise: lower is more focused, higher "
                           "more varied."),
     "mirostat_eta": Range(0.0, 1.0, "How fast Mirostat corrects towards its target: its learning rate."),
-    "max_tokens": Range(1, 32768, "The longest answer, in tokens."),
+    "max_tokens": Range(UNTIL_FULL, 32768, "The longest answer, in tokens; 0 sets no limit: the answer "
+                        "may run until the context is full."),
     "seed": Range(0, MAX_SEED, "The random seed: a fixed seed repeats an answer exactly; "
                   "Random picks a new one for every answer."),
 }
@@ -117,6 +119,12 @@ def _stops(value: object) -> tuple[str, ...]:
             raise ValueError(f"Each stop string must be 1 to {MAX_STOP_LENGTH} characters long, "
                              f"not {len(item)}.")
     return tuple(value)
+
+
+def answer_limit(max_tokens: int, room: int) -> int:
+    """The most tokens an answer may take when `room` tokens of the context are left: max_tokens,
+    or all the room with UNTIL_FULL (what llama.cpp's -1 means), never a zero-token answer."""
+    return room if max_tokens <= UNTIL_FULL else min(max_tokens, room)
 
 
 GREEDY = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, seed=0)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -31,10 +33,17 @@ from PySide6.QtWidgets import (
 from app.core.chat.presets import Preset, PresetError, PresetStore
 from app.core.chat.sampling import MAX_STOP_LENGTH, MAX_STOPS, RANGES, SamplingParams
 from app.session.sampling import SamplingSettings
-from app.ui.chat.sampling_rows import MIROSTAT_LABELS, SECTIONS, SeedRow, SliderRow, format_stops, parse_stops
+from app.ui.chat.sampling_rows import (
+    MIROSTAT_LABELS,
+    SECTIONS,
+    MaxTokensRow,
+    SeedRow,
+    SliderRow,
+    format_stops,
+    parse_stops,
+)
+from app.ui.shell.theme import colors_of
 
-_ERROR_STYLE = "color: #b3261e;"
-_INFO_STYLE = "color: #5f6368;"
 _JSON_FILTER = "Sampling presets (*.json);;All files (*)"
 
 
@@ -47,8 +56,18 @@ def _hint() -> QLabel:
 
 def _show_hint(label: QLabel, text: str, error: bool = True) -> None:
     label.setText(text)
-    label.setStyleSheet(_ERROR_STYLE if error else _INFO_STYLE)
+    label.setProperty("error", error)
+    _color_hint(label)
     label.setVisible(bool(text))
+
+
+def _color_hint(label: QLabel) -> None:
+    """In the theme's colours (a palette, not a style sheet: it follows a theme switch)."""
+    colors = colors_of(QApplication.palette())
+    palette = QPalette()
+    palette.setColor(QPalette.ColorRole.WindowText,
+                     QColor(colors.error if label.property("error") else colors.muted))
+    label.setPalette(palette)
 
 
 class SamplingPanel(QWidget):
@@ -76,9 +95,10 @@ class SamplingPanel(QWidget):
             if title == "Mirostat":
                 self._add_mirostat(form)
             for name, spec in specs.items():
-                row = SliderRow(name, spec)
+                row = MaxTokensRow(name, spec) if name == "max_tokens" else SliderRow(name, spec)
                 row.edited.connect(lambda value, name=name: self._settings.update(**{name: value}))
                 self._add_row(form, name, spec.label, row)
+                form.addRow(row.note)
                 self.rows[name] = row
             if title == "Answer":
                 self._add_seed_and_stops(form)
@@ -110,6 +130,12 @@ class SamplingPanel(QWidget):
         settings.changed.connect(self._show)
         self._show(settings.params)
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
+            for hint in (self.preset_hint, self.stop_hint):
+                _color_hint(hint)  # the theme changed: keep the hints readable
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """The wheel scrolls the panel, and changes a value only in the field that has the focus."""
         if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
@@ -121,7 +147,7 @@ class SamplingPanel(QWidget):
 
     def _add_row(self, form: QFormLayout, name: str, label: str, widget: QWidget) -> None:
         caption = QLabel(label)
-        caption.setToolTip(RANGES[name].help if name in RANGES else widget.toolTip())
+        caption.setToolTip(widget.toolTip())
         form.addRow(caption, widget)
         self._captions[name] = caption
 
@@ -140,7 +166,8 @@ class SamplingPanel(QWidget):
         self.export_presets_button = QPushButton("Export…")
         self.save_preset_button.setToolTip("Keep the current settings as a preset of your own.")
         self.export_presets_button.setToolTip("Write your own presets to a file.")
-        self.import_presets_button.setToolTip("Add the presets in a file; same-named ones are replaced.")
+        self.import_presets_button.setToolTip("Add the presets in a file. One whose name you use already "
+                                              "is added under a new name, such as “Fast (2)”.")
         self.save_preset_button.clicked.connect(self.save_preset_as)
         self.rename_preset_button.clicked.connect(self.rename_preset)
         self.delete_preset_button.clicked.connect(self.delete_preset)
@@ -171,6 +198,7 @@ class SamplingPanel(QWidget):
         self.seed_row = SeedRow()
         self.seed_row.edited.connect(lambda seed: self._settings.update(seed=seed))
         self._add_row(form, "seed", "Seed", self.seed_row)
+        form.addRow(self.seed_row.note)
         self.stop_edit = QLineEdit()
         self.stop_edit.setObjectName("stop")
         self.stop_edit.setPlaceholderText("e.g. User:, \\n\\n")
@@ -190,6 +218,11 @@ class SamplingPanel(QWidget):
         box.addWidget(self.stop_hint)
         self._add_row(form, "stop", "Stop at", holder)
 
+    def clear_hints(self) -> None:
+        """Another chat is shown: what was said about the last one's presets or stops goes."""
+        _show_hint(self.preset_hint, "")
+        _show_hint(self.stop_hint, "")
+
     # -- model -> widgets ------------------------------------------------------------------------
 
     def _show(self, params: SamplingParams) -> None:
@@ -200,6 +233,7 @@ class SamplingPanel(QWidget):
         self.mirostat_combo.blockSignals(False)
         for name in ("mirostat_tau", "mirostat_eta"):
             self.rows[name].setEnabled(params.mirostat != 0)
+            self.rows[name].note.setEnabled(params.mirostat != 0)
             self._captions[name].setEnabled(params.mirostat != 0)
         self.seed_row.set_value(params.seed)
         if params.stop != self._shown_stop:  # keep what the user is typing while other values change
@@ -317,6 +351,11 @@ class SamplingPanel(QWidget):
         current = self.current_preset()
         if current is None or current.builtin:
             return
+        if QMessageBox.question(
+                self, "Delete preset", f"Delete the preset “{current.name}”? This cannot be undone; the "
+                "current settings stay as they are."
+        ) != QMessageBox.StandardButton.Yes:
+            return
         try:
             self._store.delete(current.name)
         except PresetError as error:
@@ -329,11 +368,11 @@ class SamplingPanel(QWidget):
         if not path:
             return
         try:
-            names = self._store.import_(Path(path))
+            result = self._store.import_(Path(path))
         except PresetError as error:
             _show_hint(self.preset_hint, error.message)
             return
-        self._changed_presets(None, f"Imported {len(names)} preset{'s' if len(names) != 1 else ''}.")
+        self._changed_presets(None, result.summary(Path(path).name))
 
     def export_presets(self) -> None:
         if all(p.builtin for p in self._store.presets()):

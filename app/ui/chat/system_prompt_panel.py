@@ -100,9 +100,22 @@ class SystemPromptPanel(QWidget):
         chosen = next((p for p in self.store.all() if p.name == name), None)
         self.saved.setCurrentIndex(0)
         if chosen is not None:
-            self.editor.setPlainText(chosen.text)
+            self.insert_at_cursor(chosen.text)
             self.commit()
-            self.hint.setText(f"Using “{chosen.name}”.")
+            self.hint.setText(f"Inserted “{chosen.name}” at the cursor (Ctrl+Z takes it out again).")
+
+    def insert_at_cursor(self, text: str) -> None:
+        """Add a saved prompt where the cursor is, keeping what was typed: one step to undo, as a
+        paste is. Next to other text it goes on lines of its own."""
+        cursor = self.editor.textCursor()
+        cursor.beginEditBlock()
+        cursor.removeSelectedText()  # like typing or pasting over a selection
+        before = "\n" if cursor.positionInBlock() > 0 else ""
+        after = "\n" if cursor.positionInBlock() < cursor.block().length() - 1 else ""
+        cursor.insertText(before + text + after)
+        cursor.endEditBlock()
+        self.editor.setTextCursor(cursor)
+        self.editor.setFocus()
 
     def save_as(self) -> None:
         if not self.prompt():

@@ -22,12 +22,19 @@ class Colors:
     banner_fg: str
     notice_bg: str
     notice_fg: str
+    error: str  # inline messages next to a field: what was refused or changed
 
 
 LIGHT = Colors(False, link="#1f5fbf", muted="#6b6b6b", banner_bg="#fdecea", banner_fg="#611a15",
-               notice_bg="#fff4d6", notice_fg="#4a3800")
+               notice_bg="#fff4d6", notice_fg="#4a3800", error="#b3261e")
 DARK = Colors(True, link="#7cb0ff", muted="#9a9a9a", banner_bg="#4a1f1c", banner_fg="#ffd9d4",
-              notice_bg="#463b12", notice_fg="#fff0c2")
+              notice_bg="#463b12", notice_fg="#fff0c2", error="#ff8a80")
+
+
+def colors_of(palette: QPalette) -> Colors:
+    """The theme colours that go with `palette`: a widget that styles itself calls this when the
+    application's palette changes (QEvent.ApplicationPaletteChange), so it follows a theme switch."""
+    return DARK if palette.color(QPalette.ColorRole.Window).lightness() < 128 else LIGHT
 
 
 def system_prefers_dark() -> bool:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 
-from app.core.chat.sampling import SamplingParams
+from app.core.chat.sampling import SamplingParams, answer_limit
 from app.core.common.system import default_threads
 from app.core.inference.local import devices as backends
 from app.core.inference.local import llama_adapter
@@ -182,7 +182,7 @@ class Engine:
                               f"with a context of {llm.n_ctx():,} tokens. Start a new conversation, shorten "
                               "the message, or load the model with a longer context.",
                               kind=EngineError.CONTEXT_TOO_SMALL)
-        max_tokens = min(sampling.max_tokens, room)
+        max_tokens = answer_limit(sampling.max_tokens, room)
         if not self._read_prompt(llm, prompt, cached, should_stop, on_prompt_progress):
             yield GenerationStats(len(prompt), 0, 0.0, 0.0, perf_counter() - started, "user",
                                   cached_tokens=cached)
