@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
             self, conversations, chat.conversation.id), "Ctrl+E")
         self._action(file_menu, "&Import…", lambda: transcript_dialogs.import_dialog(self, conversations))
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")  # Windows has no standard Quit key
         chat_menu = self.menuBar().addMenu("&Chat")
         self._action(chat_menu, "&Stop the answer", self.chat_panel.escape, Qt.Key.Key_Escape)
         self._action(chat_menu, "&Copy the last answer", self.chat_panel.copy_last_answer, "Ctrl+Shift+C")
@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         chat.conversation_shown.connect(listing.select)
         chat.conversation_shown.connect(self._show_system_prompt)
         chat.conversation_shown.connect(lambda _id: self.banner.hide())  # an error about one chat only
+        chat.conversation_shown.connect(lambda _id: self.sampling_panel.clear_hints())
         conversations.undo_available.connect(self.undo_action.setEnabled)
         conversations.exported.connect(self.show_info)
         listing.new_requested.connect(chat.new_conversation)
@@ -266,8 +267,11 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.models.confirm_quit():
+            event.ignore()
+            return
         self._save_state()
-        self.models.close()  # a download running stops; its .part stays for a resume
+        self.models.close()  # a running download pauses; its .part stays, listed under Paused downloads
         self.workspace.close()
         tasks.wait_for_background_tasks()
         super().closeEvent(event)

@@ -1,6 +1,7 @@
 """Issue 12, the window's frame, without a model: a search hit in another version (item 5), undo of a
-deleted message (6), banners that close and leave with their chat (13), the layout at 800×600 and
-elided titles (16), Esc in the search box (18), the next chat after deleting the open one (20)."""
+deleted message (6), banners and the sampling panel's notes that close or leave with their chat (13),
+the layout at 800×600 and elided titles (16), Esc in the search box (18), the next chat after
+deleting the open one (20)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,18 @@ def test_an_error_banner_can_be_closed_and_leaves_with_its_chat(qtbot) -> None:
     window.conversation_list.select(first.id)
     window.conversation_list.list.setCurrentItem(window.conversation_list.item_for(second.id))
     assert window.chat.conversation.id == second.id and not window.banner.isVisible()
+    window.close()
+
+
+def test_the_sampling_panels_notes_leave_with_their_chat(qtbot) -> None:
+    window = open_window(qtbot)
+    first, second = chat("First"), chat("Second")
+    seed_store(window, first, second)
+    window.chat.open_conversation(first.id)
+    window.sampling_panel.apply_preset("No such preset")
+    assert "no preset named" in window.sampling_panel.preset_hint.text()
+    window.chat.open_conversation(second.id)
+    assert window.sampling_panel.preset_hint.text() == ""
     window.close()
 
 

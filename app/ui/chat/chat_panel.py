@@ -61,6 +61,7 @@ class ChatPanel(QWidget):
         if sent:
             self.composer.clear()
             self.editing = None  # the status bar says the answer is coming: not "Ready"
+            self.view.mark_editing(None)
 
     def _send_or_stop(self) -> None:
         if self.chat.generating:
@@ -79,6 +80,7 @@ class ChatPanel(QWidget):
     def _stop_editing(self) -> None:
         if self.editing is not None:
             self.editing = None
+            self.view.mark_editing(None)
             self.info.emit("Ready")
 
     def _on_message_action(self, action: str, message_id: str) -> None:
@@ -111,6 +113,7 @@ class ChatPanel(QWidget):
 
     def _edit(self, message_id: str) -> None:
         self.editing = message_id
+        self.view.mark_editing(message_id)
         self.composer.setPlainText(self.chat.message_text(message_id))
         self.composer.setFocus()
         self.info.emit("Editing a message: Enter resends it as a new version, Esc cancels")
@@ -153,7 +156,8 @@ class ChatPanel(QWidget):
     def _show_context(self, used: int, n_ctx: int) -> None:
         """While typing, the room kept for the answer counts too: that is when a chat gets cut."""
         reserve = 0 if self.chat.generating else answer_reserve(n_ctx, self.chat.sampling.params.max_tokens)
-        self.context_meter.show_usage(used, n_ctx, reserve)
+        messages = len(self.chat.conversation.thread()) + bool(self.composer.toPlainText().strip())
+        self.context_meter.show_usage(used, n_ctx, reserve, single_message=messages <= 1)
 
     def _return_draft(self, text: str) -> None:
         """A refused message comes back to the composer, before anything typed since."""

@@ -237,6 +237,8 @@ class HubDialog(QDialog):
         (with its approximate size), so it can be downloaded even before the listing answers."""
         self._repo = repo_id
         self._local = {}
+        if not self.downloading:  # an old error or "Downloaded…" is not about this repository
+            self.message.setText("")
         self.repo_label.setText(f"<b>{repo_id}</b> — loading its files…")
         known = [HubFile(r.filename, r.size, None, quantization(r.filename))
                  for r in RECOMMENDED if r.repo_id == repo_id and r.filename == select]
