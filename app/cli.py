@@ -37,6 +37,8 @@ def add_commands(subparsers) -> None:
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("--out", required=True, type=Path,
                         help="a file; a folder for several conversations in md, html or txt")
+    export.add_argument("--with-thoughts", action="store_true",
+                        help="include reasoning models' thoughts (<think>…</think>), left out by default")
     import_ = subparsers.add_parser("import", help="add the conversations of a Llamadesk JSON file")
     import_.add_argument("file", type=Path)
     models = subparsers.add_parser("models", help="list, inspect or download GGUF models")
@@ -117,7 +119,7 @@ def export(store: ConversationStore, args: argparse.Namespace) -> int:
     from app.core.conversations import transfer
 
     ids = None if args.all else [_conversation_id(store, args.conversation)]
-    for path in transfer.export_conversations(store, args.format, args.out, ids):
+    for path in transfer.export_conversations(store, args.format, args.out, ids, thoughts=args.with_thoughts):
         print(path)
     return 0
 

@@ -2,15 +2,20 @@
 
 An answer is an asyncio task iterating the backend's stream. Text is buffered and flushed every
 FLUSH_MS: handed to the AnswerRecorder (which writes it at least every half second, also when
-nothing new came, so a stall loses nothing shown), then announced to the view.
+nothing new came, so a stall loses nothing shown), then announced to the view. A reasoning
+model's thought (<think>…</think> at the start) is told apart as it streams: it goes into the
+message's `thought`, not its text, and out on `thought_arrived`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.core.chat.reasoning import THOUGHT, ReasoningSplitter
 from app.core.chat.sampling import SamplingParams
 from app.core.conversations.answer_recorder import AnswerRecorder
 from app.core.conversations.conversation import Conversation, Message
@@ -26,6 +31,7 @@ log = logging.getLogger(__name__)
 
 class AnswerWriter(QObject):
     text_arrived = Signal(str)  # new text of the answer (saved at least every AnswerRecorder interval)
+    thought_arrived = Signal(str)  # new text of a reasoning model's thought (comes before the answer's)
     prompt_read = Signal(int)  # earlier messages left out (the context report follows)
     progress = Signal(int, int)  # prompt tokens read, of total
     context = Signal(int)  # tokens the chat uses now: the prompt and the answer so far
@@ -47,6 +53,12 @@ class AnswerWriter(QObject):
         self.dropped = 0  # earlier messages left out of the answer being written
         self._sampling = SamplingParams()
         self._buffer: list[str] = []
+        self._thought: list[str] = []  # thought pieces not flushed yet
+        self._splitter = ReasoningSplitter()
+        self._thinking_since: float | None = None  # when the first thought piece came (self.clock)
+        self._thought_joins = ""  # put before the first piece when a stopped thought is continued
+        self.thought_s = 0.0  # seconds from the first thought piece to the closing tag
+        self.clock: Callable[[], float] = time.monotonic  # a test gives its own
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self.flush)
@@ -60,6 +72,13 @@ class AnswerWriter(QObject):
         self.stream, self.recorder, self.answer, self.owner = stream, recorder, recorder.message, owner
         self._sampling = sampling
         self.prompt_tokens = self.streamed_tokens = self.dropped = 0
+        answer = recorder.message
+        # An answer continued after its thought goes on as answer; one stopped mid-thought goes on
+        # thinking, as a new paragraph of the same thought.
+        continues_thought = bool(answer.thought) and not answer.text
+        self._splitter = ReasoningSplitter(answering=bool(answer.text), opened=continues_thought)
+        self._thought_joins = "\n\n" if continues_thought else ""
+        self._thinking_since, self.thought_s = None, 0.0
         self._timer.start()
         tasks.start(self._follow(stream), "answer")
 
@@ -88,6 +107,7 @@ class AnswerWriter(QObject):
             return
         for event in stream.take_arrived():
             self._on_event(stream, event)
+        self._end_of_stream()
         self.flush()
         if self.recorder is not None:
             problem = self._finish(None, incomplete=True)
@@ -99,7 +119,7 @@ class AnswerWriter(QObject):
         if stream is not self.stream:
             return  # an answer that already ended here (its save failed)
         if isinstance(event, Delta):
-            self._buffer.append(event.text)
+            self._take(self._splitter.feed(event.text))
             self.streamed_tokens += event.tokens
         elif isinstance(event, PromptRead):
             self.prompt_tokens, self.dropped = event.tokens, event.dropped
@@ -110,19 +130,46 @@ class AnswerWriter(QObject):
         elif isinstance(event, GenerationStats):
             self._succeed(event)
 
+    def _take(self, pieces: list[tuple[str, str]]) -> None:
+        """Buffer the thought's and the answer's pieces apart; time the thought."""
+        for kind, text in pieces:
+            if kind == THOUGHT:
+                if self._thinking_since is None:
+                    self._thinking_since = self.clock()
+                    text, self._thought_joins = self._thought_joins + text, ""
+                self._thought.append(text)
+            else:
+                self._buffer.append(text)
+        self._time_thought(ended=False)
+
+    def _time_thought(self, ended: bool) -> None:
+        """The thought took from its first piece to its closing tag (or to the end of the stream)."""
+        if self._thinking_since is not None and (ended or not self._splitter.thinking):
+            self.thought_s = self.clock() - self._thinking_since
+            self._thinking_since = None
+
+    def _end_of_stream(self) -> None:
+        """Nothing more comes: what the splitter held back is the model's text after all."""
+        self._take(self._splitter.finish())
+        self._time_thought(ended=True)
+
     def flush(self) -> None:
         """Save what arrived, then show it; with nothing new, still save what is due."""
         if self.recorder is None:
             return
-        chunk = "".join(self._buffer)
+        chunk, thought = "".join(self._buffer), "".join(self._thought)
         self._buffer.clear()
+        self._thought.clear()
         try:
-            self.recorder.feed(chunk)
+            self.recorder.feed(chunk, thought)
         except StoreError as error:
             self._save_failed(error)
             return
+        if thought:
+            self.thought_arrived.emit(thought)
         if chunk:
             self.text_arrived.emit(chunk)
+        if chunk or thought:
             self.context.emit(self.prompt_tokens + self.streamed_tokens)
 
     def _save_failed(self, error: StoreError) -> None:
@@ -130,7 +177,9 @@ class AnswerWriter(QObject):
         self.backend.stop()
         assert self.recorder is not None and self.answer is not None
         self.answer.text, self.answer.incomplete = self.recorder.saved_text, True
+        self.answer.thought = self.recorder.saved_thought
         self._buffer.clear()
+        self._thought.clear()
         self._end(None, error)
 
     def _finish(self, record, incomplete: bool) -> StoreError | None:
@@ -139,16 +188,19 @@ class AnswerWriter(QObject):
         return finish_recorder(self.recorder, record, incomplete)
 
     def _succeed(self, stats: GenerationStats) -> None:
+        self._end_of_stream()
         self.flush()
         if self.recorder is None:  # saving failed in that flush: the answer has ended
             return
         record = self.records.record(self.backend.model, self._sampling, stats, self.dropped)
+        record.thought_s = self.thought_s
         problem = self._finish(record, incomplete=stats.stop_reason == "user")
         self.prompt_tokens, self.streamed_tokens = stats.prompt_tokens, stats.completion_tokens
         self.context.emit(stats.prompt_tokens + stats.completion_tokens)
         self._end(stats, problem)
 
     def _fail(self, error: EngineError) -> None:
+        self._end_of_stream()
         self.flush()
         if self.recorder is None:
             return
@@ -168,5 +220,6 @@ def finish_recorder(recorder: AnswerRecorder, record, incomplete: bool) -> Store
     except StoreError as error:
         answer = recorder.message
         answer.text, answer.incomplete, answer.generation = recorder.saved_text, True, None
+        answer.thought = recorder.saved_thought
         return error
     return None

@@ -214,15 +214,17 @@ class Conversations(QObject):
             return
         self.search_finished.emit(query, hits)
 
-    def export(self, fmt: str, out: Path, ids: list[str] | None = None) -> asyncio.Task:
-        """Write the conversations `ids` (None: every one) as fmt to `out`; `exported` says where."""
-        return tasks.start(self._run_export(fmt, Path(out), ids), "export")
+    def export(self, fmt: str, out: Path, ids: list[str] | None = None,
+               thoughts: bool = False) -> asyncio.Task:
+        """Write the conversations `ids` (None: every one) as fmt to `out`; `exported` says where.
+        thoughts: include reasoning models' thoughts."""
+        return tasks.start(self._run_export(fmt, Path(out), ids, thoughts), "export")
 
-    async def _run_export(self, fmt: str, out: Path, ids: list[str] | None) -> None:
+    async def _run_export(self, fmt: str, out: Path, ids: list[str] | None, thoughts: bool) -> None:
         self.status.emit("Exporting…")
         try:
             written = await tasks.in_thread(transfer.on_own_connection, self.store.path, True,
-                                            transfer.export_conversations, fmt, out, ids)
+                                            transfer.export_conversations, fmt, out, ids, thoughts)
         except Exception as error:  # noqa: BLE001 - every failure of a flow is said, not only logged
             self.error.emit(f"Export failed: {_reason(error)}")
             return

@@ -26,7 +26,7 @@ class FakeConversations:
     def title_of(self, _id: str) -> str:
         return "Trip plans"
 
-    def export(self, fmt: str, out: Path, ids: list[str] | None) -> None:
+    def export(self, fmt: str, out: Path, ids: list[str] | None, thoughts: bool = False) -> None:
         self.exports.append((fmt, out, ids))
 
     def import_files(self, files: list[Path]) -> None:

@@ -36,21 +36,31 @@ class AnswerRecorder:
             store.add_message(conversation, message)
         self._saved_at = clock()
         self._saved_text = message.text
+        self._saved_thought = message.thought
 
     @property
     def saved_text(self) -> str:
         """The answer as the store holds it (what a failed save leaves)."""
         return self._saved_text
 
-    def feed(self, text: str) -> None:
+    @property
+    def saved_thought(self) -> str:
+        """The thought as the store holds it."""
+        return self._saved_thought
+
+    def feed(self, text: str, thought: str = "") -> None:
+        """More of the answer, and of a reasoning model's thought (saved with it: a kill mid-thought
+        loses no more of the thought than of an answer)."""
         self.message.text += text
+        self.message.thought += thought
         if self.clock() - self._saved_at >= self.interval_s:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        if self.message.text != self._saved_text:
-            self.store.checkpoint(self.message.id, self.message.text)
-            self._saved_text = self.message.text
+        message = self.message
+        if (message.text, message.thought) != (self._saved_text, self._saved_thought):
+            self.store.checkpoint(message.id, message.text, message.thought)
+            self._saved_text, self._saved_thought = message.text, message.thought
         self._saved_at = self.clock()
 
     def finish(self, generation: GenerationRecord | None, incomplete: bool) -> None:
@@ -65,9 +75,10 @@ class AnswerRecorder:
 def whole_answer(earlier: GenerationRecord, more: GenerationRecord) -> GenerationRecord:
     """An answer continued: its tokens add up, its speed is over both parts' decoding time, its
     first token and prompt are the first part's (the continuation's prompt holds the answer so far);
-    how it ended and the model and sampling are the continuation's."""
+    the time spent thinking adds up; how it ended and the model and sampling are the continuation's."""
     tokens = earlier.completion_tokens + more.completion_tokens
     seconds = sum(r.completion_tokens / r.tokens_per_s for r in (earlier, more) if r.tokens_per_s > 0)
     return replace(more, prompt_tokens=earlier.prompt_tokens or more.prompt_tokens,
                    completion_tokens=tokens, ttft_s=earlier.ttft_s or more.ttft_s,
-                   tokens_per_s=tokens / seconds if seconds > 0 else more.tokens_per_s)
+                   tokens_per_s=tokens / seconds if seconds > 0 else more.tokens_per_s,
+                   thought_s=earlier.thought_s + more.thought_s)

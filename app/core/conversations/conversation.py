@@ -39,6 +39,7 @@ class GenerationRecord:
     stop_reason: str = ""  # "eos", "length", "context_full", "user"; "" while streaming
     llama_cpp_version: str = ""
     dropped_messages: int = 0  # earlier messages not sent to the model: the context was full
+    thought_s: float = 0.0  # seconds a reasoning model spent thinking before it answered
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Message:
     current: bool = True  # the shown version among its siblings
     incomplete: bool = False  # stopped, cut off by an error, or by a crash mid-answer
     generation: GenerationRecord | None = None  # assistant messages only
+    # A reasoning model's thought (<think>…</think>), kept apart: `text` is the answer only, so the
+    # history sent to the model, titles, search and copies leave the thought out.
+    thought: str = ""
 
 
 @dataclass

@@ -150,11 +150,18 @@ def _m005_chunked_imports(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m006_message_thoughts(db: sqlite3.Connection) -> None:
+    """A reasoning model's thought is kept apart from its answer: `text` stays the answer only, so
+    search, titles and the history sent to the model leave the thought out."""
+    db.execute("ALTER TABLE messages ADD COLUMN thought TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
     ("full_text_search", _m002_full_text_search),
     ("soft_delete", _m003_soft_delete),
     ("fts_prefix_index", _m004_fts_prefix_index),
     ("chunked_imports", _m005_chunked_imports),
+    ("message_thoughts", _m006_message_thoughts),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

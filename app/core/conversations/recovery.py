@@ -381,11 +381,13 @@ def _message_values(row: dict) -> tuple | None:
         GenerationRecord(**json.loads(generation))
     except (TypeError, ValueError):
         generation = None
+    thought = row.get("thought")  # a database older than schema 6 has none
     return (row["id"], row["conversation_id"], parent_id, row["role"], row["text"], row["created"],
-            int(bool(row.get("current", 1))), int(bool(row.get("incomplete"))), generation)
+            int(bool(row.get("current", 1))), int(bool(row.get("incomplete"))), generation,
+            thought if _text(thought) else "")
 
 
 _INSERT_CONVERSATION = """INSERT INTO conversations (id, title, created, updated, system_prompt, sampling,
     model, pinned, titled_by_user, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, text, created, current,
-    incomplete, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    incomplete, generation, thought) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""

@@ -11,7 +11,8 @@ from app.core.conversations.conversation import Conversation, GenerationRecord, 
 INSERT_CONVERSATION = """INSERT INTO conversations (id, title, created, updated, system_prompt, sampling,
     model, pinned, titled_by_user, deleted, importing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, text, created, current,
-                                          incomplete, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+                                          incomplete, generation, thought)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def conversation_row(c: Conversation) -> tuple:
@@ -26,14 +27,14 @@ def generation_json(m: Message) -> str | None:
 
 def message_row(conversation_id: str, m: Message) -> tuple:
     return (m.id, conversation_id, m.parent_id, m.role, m.text, m.created, int(m.current),
-            int(m.incomplete), generation_json(m))
+            int(m.incomplete), generation_json(m), m.thought)
 
 
 def message_from_row(r: sqlite3.Row) -> Message:
     generation = GenerationRecord(**json.loads(r["generation"])) if r["generation"] else None
     return Message(role=r["role"], text=r["text"], id=r["id"], parent_id=r["parent_id"],
                    created=r["created"], current=bool(r["current"]), incomplete=bool(r["incomplete"]),
-                   generation=generation)
+                   generation=generation, thought=r["thought"])
 
 
 def with_new_ids(conversation: Conversation) -> Conversation:

@@ -198,13 +198,14 @@ class ConversationStore(Database):
             self.db.execute(INSERT_MESSAGE, message_row(conversation.id, message))
 
     @guarded("save the answer so far")
-    def checkpoint(self, message_id: str, text: str) -> None:
-        self.db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
+    def checkpoint(self, message_id: str, text: str, thought: str = "") -> None:
+        self.db.execute("UPDATE messages SET text = ?, thought = ? WHERE id = ?", (text, thought, message_id))
 
     @guarded("save the answer")
     def complete_message(self, message: Message) -> None:
-        self.db.execute("UPDATE messages SET text = ?, incomplete = ?, generation = ? WHERE id = ?",
-                        (message.text, int(message.incomplete), generation_json(message), message.id))
+        self.db.execute("UPDATE messages SET text = ?, thought = ?, incomplete = ?, generation = ?"
+                        " WHERE id = ?", (message.text, message.thought, int(message.incomplete),
+                                          generation_json(message), message.id))
 
     @guarded("delete the messages", retry=False)
     def delete_messages(self, message_ids: Iterable[str]) -> None:

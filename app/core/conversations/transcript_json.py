@@ -161,7 +161,13 @@ def _generation(value: object, where: str) -> GenerationRecord:
 
 
 def _messages(value: object, where: str) -> list[Message]:
-    return [Message(**_fields(item, f"{where}[{i}]", MESSAGE)) for i, item in enumerate(_list(value, where))]
+    return [_message(item, f"{where}[{i}]") for i, item in enumerate(_list(value, where))]
+
+
+def _message(value: object, where: str) -> Message:
+    present = _object(value, where)
+    return Message(**_fields(value, where, {k: c for k, c in MESSAGE.items()
+                                            if k in present or k not in MESSAGE_ADDED}))
 
 
 SAMPLING: dict[str, Check] = {"temperature": _real, "top_p": _real, "top_k": _integer, "min_p": _real,
@@ -173,11 +179,15 @@ SAMPLING_REQUIRED = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
 GENERATION: dict[str, Check] = {
     "model_file": _str, "model_size": _count, "model_sha256": _str, "sampling": _flat_object,
     "seed": _optional(_seed), "prompt_tokens": _count, "completion_tokens": _count, "ttft_s": _amount,
-    "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str, "dropped_messages": _count}
-GENERATION_ADDED = ("dropped_messages",)  # optional when reading: older files lack them
+    "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str, "dropped_messages": _count,
+    "thought_s": _amount}
+GENERATION_ADDED = ("dropped_messages", "thought_s")  # optional when reading: older files lack them
 MESSAGE: dict[str, Check] = {
     "id": _id, "role": _role, "text": _str, "parent_id": _optional(_id), "created": _time,
-    "current": _bool, "incomplete": _bool, "generation": _optional(_generation)}
+    "current": _bool, "incomplete": _bool, "generation": _optional(_generation), "thought": _str}
+MESSAGE_ADDED = ("thought",)  # optional when reading: older files, and exports without thoughts, lack it
+# Written only when they hold something: files without reasoning stay as they were.
+WRITTEN_WHEN_SET = ("thought_s", "thought")
 CONVERSATION: dict[str, Check] = {
     "id": _id, "title": _str, "created": _time, "updated": _time, "system_prompt": _str,
     "sampling": _sampling, "model": _str, "pinned": _bool, "titled_by_user": _bool, "messages": _messages}
@@ -188,16 +198,18 @@ def _finite(value: object) -> object:
     return 0.0 if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _encode(obj: object, schema: dict[str, Check]) -> dict[str, object]:
+def _encode(obj: object, schema: dict[str, Check], thoughts: bool = False) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, check in schema.items():
         value = getattr(obj, name)
+        if (name in WRITTEN_WHEN_SET and not value) or (name == "thought" and not thoughts):
+            continue
         if isinstance(value, SamplingParams):
             value = _encode(value, SAMPLING)
         elif isinstance(value, GenerationRecord):
             value = _encode(value, GENERATION)
         elif isinstance(value, list):
-            value = [_encode(message, MESSAGE) for message in value]
+            value = [_encode(message, MESSAGE, thoughts) for message in value]
         elif isinstance(value, dict):
             value = {key: _finite(item) for key, item in value.items()}
         elif check is _time:
@@ -206,12 +218,13 @@ def _encode(obj: object, schema: dict[str, Check]) -> dict[str, object]:
     return out
 
 
-def to_json(convs: list[Conversation], *, exported_at: float | None = None) -> str:
-    """Everything in the data model (every version of every message), in schema version 1."""
+def to_json(convs: list[Conversation], *, exported_at: float | None = None, thoughts: bool = False) -> str:
+    """Everything in the data model (every version of every message), in schema version 1; reasoning
+    models' thoughts only with `thoughts` (they are the model's notes, not the conversation)."""
     document = {"format": FORMAT_MARKER, "schema_version": SCHEMA_VERSION,
                 "exported_at": float(time.time() if exported_at is None else exported_at),
                 "app_version": app.__version__,
-                "conversations": [_encode(conv, CONVERSATION) for conv in convs]}
+                "conversations": [_encode(conv, CONVERSATION, thoughts) for conv in convs]}
     return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 

@@ -1,6 +1,7 @@
 """Transcripts: a conversation as Markdown, HTML, plain text or JSON, written safely to files.
 
 Model output is untrusted, so the HTML escapes every piece of conversation text and loads nothing.
+A reasoning model's thoughts are left out unless asked for (`thoughts=True`).
 The JSON format and its validated import live in transcript_json.py; they are re-exported here.
 """
 
@@ -22,6 +23,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
 from app import paths
+from app.core.chat.reasoning import thought_label
 from app.core.chat.sampling import SamplingParams
 from app.core.conversations.conversation import ROLES, Conversation, Message
 from app.core.conversations.transcript_json import (  # noqa: F401 - the JSON half of this module's API
@@ -89,6 +91,10 @@ def _facts(message: Message, model: str) -> str:
     return " · ".join(parts)
 
 
+def _thought_title(message: Message) -> str:
+    return thought_label(message.generation.thought_s if message.generation else 0.0)
+
+
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 
 
@@ -123,8 +129,9 @@ def _segments(text: str) -> tuple[list[tuple[str | None, str]], str | None]:
 
 # ---------------------------------------------------------------- Markdown and plain text
 
-def to_markdown(conv: Conversation) -> str:
-    """The current thread as Markdown; message text is kept as written (a fence left open is closed)."""
+def to_markdown(conv: Conversation, thoughts: bool = False) -> str:
+    """The current thread as Markdown; message text is kept as written (a fence left open is closed).
+    thoughts: a reasoning model's thought goes before its answer, as a quote."""
     out = [f"# {_one_line(conv.title)}", ""]
     out += [f"- {label}: {value}" for label, value in _header(conv)]
     if conv.system_prompt:
@@ -133,14 +140,18 @@ def to_markdown(conv: Conversation) -> str:
         out += ["", f"## {ROLE_NAMES.get(message.role, message.role)}", ""]
         if facts := _facts(message, conv.model):
             out += [f"*{facts}*", ""]
+        if thoughts and message.thought:
+            quoted = [f"> {line}".rstrip() for line in message.thought.split("\n")]
+            out += [f"> *{_thought_title(message)}*", ">", *quoted, ""]
         out.append(message.text)
         if (fence := _segments(message.text)[1]) is not None:
             out.append(fence)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def to_text(conv: Conversation) -> str:
-    """The current thread as plain text, for a terminal or a text editor."""
+def to_text(conv: Conversation, thoughts: bool = False) -> str:
+    """The current thread as plain text, for a terminal or a text editor (thoughts: a reasoning
+    model's thought, indented, before its answer)."""
     title = _one_line(conv.title)
     out = [title, "=" * min(len(title), 72)]
     out += [f"{label + ':':<9} {value}" for label, value in _header(conv)]
@@ -148,8 +159,11 @@ def to_text(conv: Conversation) -> str:
         out += ["", "--- System prompt ---", conv.system_prompt]
     for message in conv.thread():
         facts = _facts(message, conv.model)
-        out += ["", f"--- {ROLE_NAMES.get(message.role, message.role)}{f' ({facts})' if facts else ''} ---",
-                message.text]
+        out += ["", f"--- {ROLE_NAMES.get(message.role, message.role)}{f' ({facts})' if facts else ''} ---"]
+        if thoughts and message.thought:
+            out += [f"{_thought_title(message)}:",
+                    *(f"    {line}".rstrip() for line in message.thought.split("\n")), ""]
+        out.append(message.text)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -224,8 +238,9 @@ def _text_html(text: str) -> str:
     return "".join(out)
 
 
-def to_html(conv: Conversation) -> str:
-    """One self-contained HTML5 file: inline CSS, no scripts, nothing loaded (enforced by a CSP)."""
+def to_html(conv: Conversation, thoughts: bool = False) -> str:
+    """One self-contained HTML5 file: inline CSS, no scripts, nothing loaded (enforced by a CSP).
+    thoughts: a reasoning model's thought, folded (<details>), before its answer."""
     title = _esc(_one_line(conv.title))
     out = ["<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
@@ -245,6 +260,10 @@ def to_html(conv: Conversation) -> str:
         out.append(f'<article class="{role}">\n<h2>{_esc(ROLE_NAMES.get(message.role, message.role))}</h2>\n')
         if facts := _facts(message, conv.model):
             out.append(f'<p class="facts">{_esc(facts)}</p>\n')
+        if thoughts and message.thought:
+            out.append(f'<details class="thought" style="color: var(--muted); font-style: italic">'
+                       f"<summary>{_esc(_thought_title(message))}</summary>\n"
+                       f'<div class="text">\n{_text_html(message.thought)}</div>\n</details>\n')
         out.append(f'<div class="text">\n{_text_html(message.text)}</div>\n</article>\n')
     out.append("</main>\n<footer>Exported from Llamadesk. Times are in UTC.</footer>\n</body>\n</html>\n")
     return "".join(out)
@@ -301,8 +320,8 @@ def _make_user_folder(folder: Path) -> None:
 
 
 def export_to_path(convs: Sequence[Conversation], fmt: str, out: Path, *, folder: bool = False,
-                   exported_at: float | None = None) -> list[Path]:
-    """Write convs as fmt; returns the files written.
+                   exported_at: float | None = None, thoughts: bool = False) -> list[Path]:
+    """Write convs as fmt; returns the files written. thoughts: include reasoning models' thoughts.
 
     json: one file with every conversation, at `out` (inside it, if `out` is a folder). Other formats:
     one conversation goes to `out`, or to "<title>.<ext>" inside `out` if it is a folder; several, or
@@ -315,11 +334,14 @@ def export_to_path(convs: Sequence[Conversation], fmt: str, out: Path, *, folder
     if fmt == "json":
         if out.is_dir():
             out = out / f"{safe_filename(convs[0].title) if len(convs) == 1 else FORMAT_MARKER}.json"
-        _write_atomic(out, to_json(convs, exported_at=exported_at))
+        _write_atomic(out, to_json(convs, exported_at=exported_at, thoughts=thoughts))
         return [out]
     if not convs:
         raise TranscriptError("There is no conversation to export.")
-    render = {"md": to_markdown, "html": to_html, "txt": to_text}[fmt]
+    to_format = {"md": to_markdown, "html": to_html, "txt": to_text}[fmt]
+
+    def render(conv: Conversation) -> str:
+        return to_format(conv, thoughts)
     if len(convs) == 1 and not folder:
         path = out / f"{safe_filename(convs[0].title)}.{fmt}" if out.is_dir() else out
         _write_atomic(path, render(convs[0]))

@@ -30,7 +30,7 @@ class Imported:
 
 
 def export_conversations(store: ConversationStore, fmt: str, out: Path,
-                         ids: list[str] | None = None) -> list[Path]:
+                         ids: list[str] | None = None, thoughts: bool = False) -> list[Path]:
     """Write the conversations `ids` (None: every one) as fmt to `out`; returns the files written.
 
     Every conversation (ids None) in md, html or txt goes into the folder `out`, one file each, even
@@ -40,7 +40,8 @@ def export_conversations(store: ConversationStore, fmt: str, out: Path,
     from app.core.conversations import transcripts  # Pygments: loaded by the exports that need it
 
     chosen = ids if ids is not None else [s.id for s in store.list_conversations(with_counts=False)]
-    return transcripts.export_to_path(_Loading(store, chosen), fmt, out, folder=ids is None)
+    return transcripts.export_to_path(_Loading(store, chosen), fmt, out, folder=ids is None,
+                                      thoughts=thoughts)
 
 
 class _Loading(Sequence):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -45,7 +46,8 @@ def _remember(chosen: str | Path, is_folder: bool = False) -> None:
 
 
 class ExportOptions(QDialog):
-    """This conversation or all of them, and in which format."""
+    """This conversation or all of them, in which format, and whether reasoning models' thoughts go
+    with their answers (left out unless chosen: they are the model's notes, often long)."""
 
     def __init__(self, parent: QWidget | None, has_current: bool) -> None:
         super().__init__(parent)
@@ -57,10 +59,14 @@ class ExportOptions(QDialog):
         self.format = QComboBox()
         for key, name in FORMAT_NAMES.items():
             self.format.addItem(name, key)
+        self.thoughts = QCheckBox("Include the model's reasoning")
+        self.thoughts.setToolTip("What reasoning models wrote inside <think>…</think> before answering. "
+                                 "Left out unless this is ticked.")
         form = QFormLayout()
         form.addRow("Export", self.current)
         form.addRow("", self.all)
         form.addRow("Format", self.format)
+        form.addRow("", self.thoughts)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -71,6 +77,9 @@ class ExportOptions(QDialog):
 
     def chosen_format(self) -> str:
         return self.format.currentData()
+
+    def with_thoughts(self) -> bool:
+        return self.thoughts.isChecked()
 
 
 def export_dialog(parent: QWidget, conversations: Conversations, current_id: str) -> None:
@@ -94,7 +103,7 @@ def export_dialog(parent: QWidget, conversations: Conversations, current_id: str
             out = f"{out}.{fmt}"
     if out:
         _remember(out, is_folder=to_folder)
-        conversations.export(fmt, Path(out), ids)
+        conversations.export(fmt, Path(out), ids, thoughts=options.with_thoughts())
 
 
 def import_dialog(parent: QWidget, conversations: Conversations) -> None:
