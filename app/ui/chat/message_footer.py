@@ -1,11 +1,36 @@
-"""The line under an answer: how it was made (model, tokens, speed, first token), or why it ended."""
+"""The line under a message: its versions and Continue (links, so Tab reaches them), and for an answer
+how it was made (model, tokens, speed, first token) or why it ended."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+
+from PySide6.QtGui import QTextCharFormat, QTextCursor
 
 from app.core.common.text import plural as core_plural
 from app.core.conversations.conversation import Message
+
+
+def insert_footer(cursor: QTextCursor, message: Message, version: tuple[int, int] | None,
+                  text: QTextCharFormat, link: Callable[[str], QTextCharFormat]) -> None:
+    """Write the footer at the cursor: "‹ 2/3 ›", Continue for a cut answer, then the facts.
+    version is (the message's number, how many) when it has other versions; link(href) formats a link."""
+    parts = 0
+    if version:
+        cursor.insertText("‹", link(f"action:previous:{message.id}"))
+        cursor.insertText(f" {version[0]}/{version[1]} ", text)
+        cursor.insertText("›", link(f"action:next:{message.id}"))
+        parts += 1
+    if message.role == "assistant" and message.incomplete:
+        cursor.insertText("   " * parts, text)
+        cursor.insertText("Continue", link(f"action:continue:{message.id}"))
+        parts += 1
+    facts = message_footer(message)
+    if facts:
+        cursor.insertText("   " * bool(parts) + facts, text)
 
 
 def message_footer(message: Message) -> str:
@@ -25,6 +50,22 @@ def message_footer(message: Message) -> str:
     if message.incomplete:
         parts.append("stopped" if record and record.stop_reason == "user" else "incomplete")
     return " · ".join(parts)
+
+
+def message_time(created: float, now: float | None = None) -> tuple[str, str]:
+    """When a message was written, short for the hover bar ("14:05", "Mon 14:05", "3 Mar 14:05",
+    "3 Mar 2024") and in full for its tooltip ("Monday 3 March 2025, 14:05")."""
+    when, today = datetime.fromtimestamp(created), datetime.fromtimestamp(time.time() if now is None else now)
+    days = (today.date() - when.date()).days
+    if days == 0:
+        short = f"{when:%H:%M}"
+    elif 0 < days < 7:
+        short = f"{when:%a %H:%M}"
+    elif when.year == today.year:
+        short = f"{when.day} {when:%b %H:%M}"
+    else:
+        short = f"{when.day} {when:%b %Y}"
+    return short, f"{when:%A} {when.day} {when:%B %Y, %H:%M}"
 
 
 def plural(count: int, noun: str) -> str:

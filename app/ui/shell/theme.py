@@ -23,12 +23,13 @@ class Colors:
     notice_bg: str
     notice_fg: str
     error: str  # inline messages next to a field: what was refused or changed
+    user_bg: str  # the band behind the user's turns in the chat
 
 
 LIGHT = Colors(False, link="#1f5fbf", muted="#6b6b6b", banner_bg="#fdecea", banner_fg="#611a15",
-               notice_bg="#fff4d6", notice_fg="#4a3800", error="#b3261e")
+               notice_bg="#fff4d6", notice_fg="#4a3800", error="#b3261e", user_bg="#e9eef6")
 DARK = Colors(True, link="#7cb0ff", muted="#9a9a9a", banner_bg="#4a1f1c", banner_fg="#ffd9d4",
-              notice_bg="#463b12", notice_fg="#fff0c2", error="#ff8a80")
+              notice_bg="#463b12", notice_fg="#fff0c2", error="#ff8a80", user_bg="#2c3440")
 
 
 def colors_of(palette: QPalette) -> Colors:
