@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.chat.context_window import OverflowPolicy
+from app.core.chat.sampling import SamplingParams
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import AnswerRecorder, ConversationStore, StoreError
 from app.core.inference.backend import Backend, BackendBusy
@@ -24,9 +25,11 @@ from app.core.inference.types import ChatMessages, EngineError, GenerationStats,
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
 from app.session.answer_writer import AnswerWriter, finish_recorder
+from app.session.chat_defaults import ChatDefaultsSession
 from app.session.chat_history import ChatHistory
 from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, reading_status, save_request
 from app.session.sampling import SamplingSettings
+from app.session.titles import TitleMaker
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class ChatSession(QObject, ChatHistory):
     answer_finished = Signal(object)  # GenerationStats
     conversation_shown = Signal(str)  # id of the conversation now shown
     list_changed = Signal()  # a request saved or took back a conversation: the list must refresh
+    retitled = Signal(str, str)  # conversation id, the title the model proposed for it (saved)
     messages_deleted = Signal(object)  # DeletedMessages: hidden, for the undo offer
     draft_returned = Signal(str)  # a question that was refused, back for the composer
     context_used = Signal(int, int)  # tokens the chat (with the draft or the growing answer) uses, n_ctx
@@ -46,13 +50,16 @@ class ChatSession(QObject, ChatHistory):
     scrolled_to = Signal(str)  # a message to bring into view
     message_started = Signal(object, str, str)  # the conversation, role, message id
     text_appended = Signal(str)  # text for the message being written
+    thought_appended = Signal(str)  # a reasoning model's thought for the message being written
     message_finished = Signal(object)  # the Message, complete
     notice_inserted = Signal(str, str)  # above this message id: a line of text
 
     def __init__(self, backend: Backend, store: ConversationStore, sampling: SamplingSettings,
-                 is_saved=None, parent: QObject | None = None) -> None:
+                 is_saved=None, parent: QObject | None = None, defaults: ChatDefaultsSession | None = None,
+                 propose_titles: bool = False) -> None:
         """is_saved(conversation_id): whether the conversation is in the store's list (a new chat
-        is saved with its first message)."""
+        is saved with its first message). defaults: what a new chat starts from (None: the built-in
+        ones). propose_titles: the model titles a chat after its first answer."""
         super().__init__(parent)
         self.backend = backend
         self.store = store
@@ -61,11 +68,16 @@ class ChatSession(QObject, ChatHistory):
         self.overflow_policy = OverflowPolicy.DROP_OLDEST
         self.save_interval_s = 0.5  # a streaming answer is saved at least this often (bounds a kill's loss)
         self.records = AnswerRecords(store)
-        self.conversation = Conversation(sampling=sampling.params)  # unsaved until first message
+        self.defaults = defaults
+        self.titles = TitleMaker(backend, store, enabled=propose_titles, parent=self)
+        self.titles.titled.connect(self._on_titled)
+        self.conversation = Conversation(sampling=sampling.params,  # unsaved until first message
+                                         system_prompt=defaults.values.system_prompt if defaults else "")
         self._rollback: Rollback | None = None  # what the running request added, if it is refused
         self._counting = tasks.Latest("count the context")
         self.writer = AnswerWriter(backend, self.records, self)
         self.writer.text_arrived.connect(self._on_text_arrived)
+        self.writer.thought_arrived.connect(self._on_thought_arrived)
         self.writer.prompt_read.connect(self._on_prompt_read)
         self.writer.progress.connect(self._on_progress)
         self.writer.context.connect(self._on_context)
@@ -85,6 +97,7 @@ class ChatSession(QObject, ChatHistory):
     def send(self, text: str) -> bool:
         """Save the user's message, then ask for an answer. False (nothing changes) while busy or
         without a model (the text stays in the composer)."""
+        self.titles.stop()  # a title being made yields to the user's request at once
         if self.generating or self.backend.busy or self._without_model():
             return False
         conversation = self.conversation
@@ -104,6 +117,7 @@ class ChatSession(QObject, ChatHistory):
 
     def regenerate(self, message_id: str) -> bool:
         """A new version of an answer; the old one stays reachable through the version arrows."""
+        self.titles.stop()
         conversation = self.conversation
         old = conversation.find(message_id)
         if self.generating or self.backend.busy or old is None or old.role != "assistant":
@@ -120,6 +134,7 @@ class ChatSession(QObject, ChatHistory):
 
     def edit(self, message_id: str, text: str) -> bool:
         """Resend a question as a new version: the later messages of the old one stay in its branch."""
+        self.titles.stop()
         conversation = self.conversation
         old = conversation.find(message_id)
         if self.generating or self.backend.busy or old is None or old.role != "user" or not text.strip():
@@ -143,6 +158,7 @@ class ChatSession(QObject, ChatHistory):
 
     def continue_answer(self, message_id: str) -> bool:
         """Carry on an answer that was stopped or cut off, in the same message."""
+        self.titles.stop()
         conversation = self.conversation
         answer = conversation.find(message_id)
         thread = conversation.thread()
@@ -195,7 +211,7 @@ class ChatSession(QObject, ChatHistory):
             self.stop()
         if not self.conversation.messages:
             return
-        self._show(Conversation(sampling=self.sampling.params, system_prompt=self.conversation.system_prompt))
+        self._show(self._new_chat())
 
     def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:
         if conversation_id != self.conversation.id:
@@ -232,11 +248,12 @@ class ChatSession(QObject, ChatHistory):
         if conversation_id == self.conversation.id and next_id:
             self.open_conversation(next_id)
         if conversation_id == self.conversation.id:  # none to show instead, or it could not be read
-            self._show(Conversation(sampling=self.sampling.params))
+            self._show(self._new_chat())
 
     def shutdown(self) -> None:
         """End the backend; keep what arrived of a running answer, marked incomplete."""
         self._counting.cancel()
+        self.titles.stop()
         self.backend.close()
         self.writer.take_arrived()
 
@@ -246,6 +263,8 @@ class ChatSession(QObject, ChatHistory):
                       rollback: Rollback | None = None) -> bool:
         conversation, answer = self.conversation, recorder.message
         continue_text = answer.text if resumed else ""
+        if resumed and answer.thought and not answer.text:  # stopped mid-thought: it thinks on
+            continue_text = f"<think>\n{answer.thought}"
         try:
             stream = self.backend.stream(chat, self.sampling.params, conversation.id, continue_text,
                                          self.overflow_policy)
@@ -267,6 +286,10 @@ class ChatSession(QObject, ChatHistory):
     def _on_text_arrived(self, text: str) -> None:
         if self.writer.owner is self.conversation:
             self.text_appended.emit(text)
+
+    def _on_thought_arrived(self, thought: str) -> None:
+        if self.writer.owner is self.conversation:
+            self.thought_appended.emit(thought)
 
     def _on_prompt_read(self, dropped: int) -> None:
         answer = self.writer.answer
@@ -292,6 +315,8 @@ class ChatSession(QObject, ChatHistory):
             self._report(problem)
             self.status.emit("Ready")
             self.answer_finished.emit(outcome)
+            if outcome.stop_reason != "user" and problem is None and owner is not None:
+                self.titles.propose(owner)
             return
         self.status.emit("Ready" if self.model else "No model")
         if isinstance(outcome, EngineError):
@@ -340,6 +365,19 @@ class ChatSession(QObject, ChatHistory):
             return None
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _new_chat(self) -> Conversation:
+        """An empty chat with the user's defaults, not the settings of the chat that was open."""
+        if self.defaults is None:
+            return Conversation(sampling=SamplingParams())
+        values = self.defaults.values
+        return Conversation(sampling=values.sampling, system_prompt=values.system_prompt)
+
+    def _on_titled(self, conversation_id: str, title: str) -> None:
+        if conversation_id == self.conversation.id:
+            self.conversation.title = title
+        self.retitled.emit(conversation_id, title)
+        self.list_changed.emit()
 
     def _show(self, conversation: Conversation) -> None:
         self.conversation = conversation

@@ -22,6 +22,7 @@ class ModelSession(QObject):
     failed = Signal(str)  # why, for the banner (the model that works may still be loaded: `model`)
     unloaded = Signal()
     status = Signal(str)  # "Loading model…", "Ready", "No model"
+    changing = Signal()  # a model change is asked: background work on the model (a chat title) stops first
 
     def __init__(self, backend: LocalBackend, parent: QObject | None = None) -> None:
         """backend: a Backend with the lifecycle signals loading, loaded, load_failed, unloaded."""
@@ -38,17 +39,24 @@ class ModelSession(QObject):
     def model(self) -> ModelInfo | None:
         return self.backend.model
 
+    def make_way(self) -> None:
+        """Background work on the model (a chat's title being made) ends now, within one token."""
+        self.changing.emit()
+
     def load(self, path: str, options: LoadOptions | None = None) -> None:
+        self.make_way()
         self._requested = options or self.load_options
         self.status.emit("Loading model…")
         self.backend.load(str(path), self._requested)
 
     def unload(self) -> None:
+        self.make_way()
         self.backend.unload()
 
     def reload(self, options: LoadOptions) -> bool:
         """Load the current model again with other load settings; False while an answer runs or
         without a model."""
+        self.make_way()
         if self.backend.busy or self.model is None:
             return False
         self.load(self.model.path, options)

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject
 
 from app.core.conversations.store import ConversationStore, StoreError, default_store_path
 from app.session import tasks
+from app.session.chat_defaults import ChatDefaultsSession
 from app.session.chat_session import ChatSession
 from app.session.conversations import Conversations
 from app.session.local_backend import LocalBackend
@@ -20,12 +21,14 @@ from app.session.models import ModelSession
 from app.session.sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
+PROPOSE_TITLES = True  # the model titles a chat after its first answer (tests of other things turn it off)
 
 
 class Workspace(QObject):
     def __init__(self, store: ConversationStore | None = None, backend: LocalBackend | None = None,
-                 parent: QObject | None = None) -> None:
-        """store: the conversations' database (default: the user's); backend: what writes the answers."""
+                 parent: QObject | None = None, propose_titles: bool | None = None) -> None:
+        """store: the conversations' database (default: the user's); backend: what writes the answers;
+        propose_titles: the model titles a chat after its first answer (None: PROPOSE_TITLES)."""
         super().__init__(parent)
         tasks.the_loop()  # before any thread starts: without the loop, say so at once
         self.store = store or ConversationStore(default_store_path())
@@ -33,10 +36,14 @@ class Workspace(QObject):
         self.models = ModelSession(self.backend, self)
         self.library = LibrarySession(describe_build=self.backend.build, parent=self)
         self.conversations = Conversations(self.store, self)
-        self.sampling = SamplingSettings(parent=self)
-        self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self)
+        self.defaults = ChatDefaultsSession(parent=self)  # what a new chat starts from
+        self.sampling = SamplingSettings(self.defaults.values.sampling, parent=self)
+        self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self,
+                                defaults=self.defaults,
+                                propose_titles=PROPOSE_TITLES if propose_titles is None else propose_titles)
         chat, conversations = self.chat, self.conversations
         self.models.loaded.connect(chat.records.on_model_loaded)  # the model's hash, for answer records
+        self.models.changing.connect(chat.titles.stop)  # a model change does not wait for a title
         chat.list_changed.connect(conversations.refresh)
         conversations.renamed.connect(chat.on_renamed)
         conversations.pinned.connect(chat.on_pinned)

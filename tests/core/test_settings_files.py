@@ -182,17 +182,19 @@ WINDOW_OK = ("[window]\nsplitter=@ByteArray(\\0\\0\\0\\xff\\0\\0\\0\\x1\\0\\0\\0
 
 def test_check_all_reports_every_file_and_moves_nothing(config: Path) -> None:
     assert settings_file.check_all(config) == [
-        ("system-prompts.json", "ok"), ("sampling-presets.json", "ok"), ("library.json", "ok"),
-        ("window.ini", "ok"), ("hf_token", "ok")]
+        ("system-prompts.json", "ok"), ("sampling-presets.json", "ok"), ("chat-defaults.json", "ok"),
+        ("library.json", "ok"), ("window.ini", "ok"), ("hf_token", "ok")]
     (config / "system-prompts.json").write_text('{"prompts": ["a"]}')
     PresetStore().save("Mine", GREEDY)
     (config / "library.json").write_text("[" * 100_000)
+    (config / "chat-defaults.json").write_text("[]")
     (config / "window.ini").write_text(WINDOW_OK)
     (config / "hf_token").write_text("hf_abc def\n")
     before = sorted((p.name, p.read_bytes()) for p in config.iterdir())
     assert settings_file.check_all(config) == [
         ("system-prompts.json", "damaged: “prompts” is not a set of names and texts"),
         ("sampling-presets.json", "ok"),
+        ("chat-defaults.json", "damaged: it does not hold an object"),
         ("library.json", "damaged: it is nested too deeply"),
         ("window.ini", "ok"),
         ("hf_token", "damaged: it does not hold one access token on one line")]

@@ -20,6 +20,14 @@ def _flows(flows):
 
 
 @pytest.fixture(autouse=True)
+def no_model_titles(monkeypatch, request):
+    """The model's chat titles arrive after the first answer, at a moment no test chooses: off, so a
+    list or a title a test checks does not change under it (tests marked `model_titles` keep them)."""
+    if "model_titles" not in request.keywords:
+        monkeypatch.setattr("app.session.workspace.PROPOSE_TITLES", False)
+
+
+@pytest.fixture(autouse=True)
 def no_dangling_qthreads(monkeypatch):
     started: list[QThread] = []
     original_start = QThread.start

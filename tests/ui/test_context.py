@@ -179,7 +179,7 @@ def test_the_system_prompt_is_saved_with_the_conversation_and_sent(qtbot, window
     send(qtbot, window, "Who are you?")
     assert window.chat.conversation.thread()[-1].generation.prompt_tokens > 20
     window.chat.new_conversation()
-    assert panel.prompt() == "You are a pirate. Answer like one."  # a new chat starts with it
+    assert panel.prompt() == ""  # a new chat starts from the default, not from the open chat's
 
 
 def test_the_meter_follows_a_deleted_message_and_a_version_switch(qtbot, window) -> None:

@@ -10,9 +10,15 @@ from __future__ import annotations
 import re
 
 from app.core.chat.reasoning import answer_only
+from app.core.chat.sampling import SamplingParams
 from app.core.inference.types import ChatMessages
 
 TITLE_MAX_TOKENS = 24
+# The answer starts as a quoted title and ends at the closing quote: small models that otherwise
+# answer the question again (or write a sentence) then write a title. Low temperature: no surprises.
+TITLE_PREFIX = 'Title: "'
+TITLE_SAMPLING = SamplingParams(temperature=0.2, top_k=20, top_p=0.9, min_p=0.1, max_tokens=TITLE_MAX_TOKENS,
+                                stop=('"', "\n"))
 MAX_TITLE_CHARS = 60
 _EXCERPT = 600  # characters of the question and of the answer the model reads
 _INSTRUCTION = ("Write a short title (at most six words) for the conversation below. "

@@ -229,13 +229,13 @@ def check_all(config_dir: Path) -> list[tuple[str, str]]:
 
     An absent file is "ok": the app uses its defaults.
     """
-    from app.core.chat import presets, system_prompts
+    from app.core.chat import defaults, presets, system_prompts
     from app.core.common.window_settings import WINDOW_FILE, check_window_file
     from app.core.models import library  # they import this module
 
     folder = Path(config_dir)
     results = [(k.name, status(lambda k=k: read_checked(k, folder / k.name)))
-               for k in (system_prompts.KIND, presets.KIND, library.KIND)]
+               for k in (system_prompts.KIND, presets.KIND, defaults.KIND, library.KIND)]
     return [*results, (WINDOW_FILE, check_window_file(folder / WINDOW_FILE)),
             ("hf_token", status(lambda: _check_token(folder / "hf_token")))]
 

@@ -32,7 +32,9 @@ from PySide6.QtWidgets import (
 
 from app.core.chat.presets import Preset, PresetError, PresetStore
 from app.core.chat.sampling import MAX_STOP_LENGTH, MAX_STOPS, RANGES, SamplingParams
+from app.session.chat_defaults import ChatDefaultsSession
 from app.session.sampling import SamplingSettings
+from app.ui.chat.defaults_buttons import DefaultsButtons
 from app.ui.chat.sampling_rows import (
     MIROSTAT_LABELS,
     SECTIONS,
@@ -75,7 +77,9 @@ class SamplingPanel(QWidget):
 
     presets_changed = Signal()  # a preset was saved, renamed, deleted or imported
 
-    def __init__(self, settings: SamplingSettings, parent=None, presets: PresetStore | None = None) -> None:
+    def __init__(self, settings: SamplingSettings, parent=None, presets: PresetStore | None = None,
+                 defaults: ChatDefaultsSession | None = None) -> None:
+        """defaults: what new chats start from (None: the built-in values, and no "save as default")."""
         super().__init__(parent)
         self.setObjectName("samplingPanel")
         self._settings = settings
@@ -103,10 +107,12 @@ class SamplingPanel(QWidget):
             if title == "Answer":
                 self._add_seed_and_stops(form)
             column.addWidget(box)
-        self.reset_button = QPushButton("Reset to defaults")
-        self.reset_button.setToolTip("Set every parameter to llama.cpp's default (the Balanced preset).")
-        self.reset_button.clicked.connect(lambda: self._settings.set_params(SamplingParams()))
-        column.addWidget(self.reset_button)
+        self.defaults_buttons = DefaultsButtons(
+            defaults, lambda: defaults and defaults.save_sampling(self._settings.params),
+            lambda: self._settings.set_params(defaults.values.sampling if defaults else SamplingParams()),
+            "these sampling settings")
+        self.reset_button = self.defaults_buttons.reset_button
+        column.addWidget(self.defaults_buttons)
         column.addStretch(1)
 
         scroll = QScrollArea()
@@ -222,6 +228,7 @@ class SamplingPanel(QWidget):
         """Another chat is shown: what was said about the last one's presets or stops goes."""
         _show_hint(self.preset_hint, "")
         _show_hint(self.stop_hint, "")
+        self.defaults_buttons.say("")
 
     # -- model -> widgets ------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.chat.system_prompts import SystemPromptError, SystemPromptStore
+from app.session.chat_defaults import ChatDefaultsSession
+from app.ui.chat.defaults_buttons import DefaultsButtons
 
 PAUSE_MS = 600
 _PICK = "Insert a saved prompt…"
@@ -35,8 +37,11 @@ class _PromptEdit(QPlainTextEdit):
 class SystemPromptPanel(QWidget):
     changed = Signal(str)  # the conversation's new system prompt
 
-    def __init__(self, store: SystemPromptStore | None = None, parent=None) -> None:
+    def __init__(self, store: SystemPromptStore | None = None, parent=None,
+                 defaults: ChatDefaultsSession | None = None) -> None:
+        """defaults: what new chats start from (None: no system prompt, and no "save as default")."""
         super().__init__(parent)
+        self._defaults = defaults
         self.setObjectName("systemPromptPanel")
         self.store = store or SystemPromptStore()
         self._shown = ""
@@ -60,6 +65,10 @@ class SystemPromptPanel(QWidget):
         row.addWidget(self.save_button)
         row.addWidget(self.delete_button)
         column.addLayout(row)
+        self.defaults_buttons = DefaultsButtons(
+            defaults, lambda: defaults and defaults.save_system_prompt(self.prompt()), self.reset_to_default,
+            "this system prompt")
+        column.addWidget(self.defaults_buttons)
         column.addWidget(self.hint)
         self._pause = QTimer(self, singleShot=True, interval=PAUSE_MS)
         self._pause.timeout.connect(self.commit)
@@ -116,6 +125,15 @@ class SystemPromptPanel(QWidget):
         cursor.endEditBlock()
         self.editor.setTextCursor(cursor)
         self.editor.setFocus()
+
+    def reset_to_default(self) -> None:
+        """The default prompt in place of this chat's, in one step that Ctrl+Z takes back."""
+        cursor = self.editor.textCursor()
+        cursor.beginEditBlock()
+        cursor.select(cursor.SelectionType.Document)
+        cursor.insertText(self._defaults.values.system_prompt if self._defaults else "")
+        cursor.endEditBlock()
+        self.commit()
 
     def save_as(self) -> None:
         if not self.prompt():
