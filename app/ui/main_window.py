@@ -4,7 +4,7 @@ observe them, the menus, and what the window remembers between runs."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 import app
@@ -14,6 +14,7 @@ from app.session.workspace import Workspace
 from app.ui.chat.chat_panel import ChatPanel
 from app.ui.chat.sampling_panel import SamplingPanel
 from app.ui.chat.system_prompt_panel import SystemPromptPanel
+from app.ui.chat.top_bar import TopBar
 from app.ui.conversations import transcript_dialogs
 from app.ui.conversations.conversation_list import ConversationList
 from app.ui.conversations.undo_bar import UndoBar
@@ -26,6 +27,8 @@ from app.ui.shell.preferences import THEMES, Preferences, step_text_size
 from app.ui.shell.status_bar import StatusBar
 from app.ui.shell.theme import apply_theme
 
+TITLE_LENGTH = 60  # characters of a chat's title in the window's title
+
 
 class MainWindow(QMainWindow):
     def __init__(self, workspace: Workspace | None = None, store=None) -> None:
@@ -37,14 +40,17 @@ class MainWindow(QMainWindow):
         self.workspace = w = workspace or Workspace(store=store, parent=self)
         self.store, self.backend, self.model_session, self.library = w.store, w.backend, w.models, w.library
         self.conversations, self.sampling, self.chat = w.conversations, w.sampling, w.chat
-        self.chat_panel = ChatPanel(self.chat)
+        self.chat_panel = ChatPanel(self.chat, self.model_session)
         panel = self.chat_panel
+        self.welcome = panel.welcome
+        self.top_bar = TopBar(self.chat, self.model_session, self.library)
+        self.model_picker = self.top_bar.picker
         self.chat_view, self.composer = panel.view, panel.composer
         self.context_meter, self.send_button = panel.context_meter, panel.send_button
         self.banner = Banner()
         self.undo_bar = UndoBar(self.conversations)
-        self.sampling_panel = SamplingPanel(self.sampling)
-        self.system_prompt_panel = SystemPromptPanel()
+        self.sampling_panel = SamplingPanel(self.sampling, defaults=w.defaults)
+        self.system_prompt_panel = SystemPromptPanel(defaults=w.defaults)
         self.load_settings_panel = LoadSettingsPanel()
         self.conversation_list = ConversationList(self.conversations)
         self.context_meter.set_policy(self.preferences.overflow_policy)
@@ -58,6 +64,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_menus()
         self._connect()
+        self._show_system_prompt()  # the first empty chat may start with the default prompt
         self.set_theme(self.preferences.theme)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_system_colors_changed)
         self._default_text_size = self.chat_view.text_size()
@@ -83,6 +90,7 @@ class MainWindow(QMainWindow):
         center = QWidget()
         column = QVBoxLayout(center)
         column.setContentsMargins(6, 6, 6, 6)
+        column.addWidget(self.top_bar)
         column.addWidget(self.banner)
         column.addWidget(self.undo_bar)
         column.addWidget(self.chat_panel, 1)
@@ -101,15 +109,20 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(prefs.geometry)
         if prefs.splitter is not None:
             self.splitter.restoreState(prefs.splitter)
+        self.splitter.restore_panels(prefs.show_list, prefs.show_side)
+        self.show_list_action.setChecked(prefs.show_list)
         if prefs.last_conversation and self.conversations.is_saved(prefs.last_conversation):
             self.chat.open_conversation(prefs.last_conversation)
         else:
-            self.conversation_list.select(self.chat.conversation.id)  # the new chat, once saved
+            self.conversation_list.select(self.chat.conversation.id)  # listed as "New chat"
+        self._show_title()
 
     def _save_state(self) -> None:
         prefs = self.preferences
         prefs.geometry = self.saveGeometry()
         prefs.splitter = self.splitter.saveState()
+        prefs.show_list = self.show_list_action.isChecked()
+        prefs.show_side = not self.side_tabs.isHidden()  # folded for want of room: still wanted
         shown = self.chat.conversation.id
         prefs.last_conversation = shown if self.conversations.is_saved(shown) else ""
 
@@ -166,6 +179,17 @@ class MainWindow(QMainWindow):
         bigger.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
         self._action(view_menu, "&Smaller text", lambda: self.step_text_size(-1), "Ctrl+-")
         self._action(view_menu, "&Default text size", self.reset_text_size, "Ctrl+0")
+        view_menu.addSeparator()
+        self.show_list_action = self._action(view_menu, "Show chat &list", self.splitter.set_list_shown,
+                                             "Ctrl+Shift+L")
+        self.show_side_action = self._action(view_menu, "Show side &panel", self.splitter.set_side_shown,
+                                             "Ctrl+Shift+P")
+        for action, button in ((self.show_list_action, self.top_bar.list_button),
+                               (self.show_side_action, self.top_bar.side_button)):
+            action.setCheckable(True)
+            action.setChecked(True)
+            self.top_bar.bind(button, action)
+        self.splitter.side_shown.connect(self.show_side_action.setChecked)  # also when folded for room
 
     def _connect(self) -> None:
         chat, conversations, models, listing = self.chat, self.conversations, self.model_session, \
@@ -178,6 +202,18 @@ class MainWindow(QMainWindow):
         models.unloaded.connect(self.context_meter.show_no_model)
         models.loaded.connect(self._on_model_loaded)
         models.unloaded.connect(lambda: self.show_info("Model unloaded"))
+        self.top_bar.load_requested.connect(self.models.load)
+        self.model_picker.download_requested.connect(self.models.open_downloads)
+        self.model_picker.manage_requested.connect(self.models.open_manager)
+        picker = self.model_picker
+        picker.listed.connect(lambda: self.welcome.set_library_size(len(picker.entries)))
+        self.welcome.download_requested.connect(self.models.open_downloads)
+        self.welcome.open_file_requested.connect(self.models.choose_file)
+        self.models.download_started.connect(self.status_bar.show_download)
+        self.status_bar.downloads_clicked.connect(self.models.open_downloads)
+        chat.conversation_shown.connect(self._show_title)
+        conversations.changed.connect(self._show_title)  # a first message's title, a rename
+        chat.retitled.connect(self._show_title)  # the title the model proposed
         chat.answer_finished.connect(self.status_bar.show_speed)
         chat.conversation_shown.connect(listing.select)
         chat.conversation_shown.connect(self._show_system_prompt)
@@ -212,10 +248,11 @@ class MainWindow(QMainWindow):
             self.set_theme("system")
 
     def set_text_size(self, points: float) -> None:
-        self.chat_view.set_text_size(points)
-        font = self.composer.font()
+        """The whole window: the chat, the message box, the chat list, the side panels, the bars."""
+        font = QFont(self.font())
         font.setPointSizeF(points)
-        self.composer.setFont(font)
+        self.setFont(font)
+        self.chat_view.set_text_size(points)
 
     def step_text_size(self, step: int) -> None:
         size = step_text_size(round(self.chat_view.text_size()), step)
@@ -227,6 +264,17 @@ class MainWindow(QMainWindow):
         self.set_text_size(self._default_text_size)
         self.preferences.text_size = 0
         self.show_info("Default text size")
+
+    def _show_title(self, *_: object) -> None:
+        """The open chat's title first ("Trip to Lisbon — Llamadesk"), as window lists show it."""
+        shown = self.chat.conversation
+        if self.conversations.is_saved(shown.id):
+            title = " ".join(self.conversations.title_of(shown.id).split()) or "Untitled"
+        else:
+            title = "New chat"
+        if len(title) > TITLE_LENGTH:
+            title = title[:TITLE_LENGTH - 1] + "…"
+        self.setWindowTitle(f"{title} — {app.APP_NAME}")
 
     def _show_system_prompt(self, _conversation_id: str = "") -> None:
         text = self.chat.conversation.system_prompt

@@ -66,14 +66,15 @@ def test_rename_inline_with_f2(qtbot) -> None:
     c.append("user", "hello")
     seed_store(window, c)
     listing = window.conversation_list.list
-    listing.setCurrentRow(1)
+    listing.setCurrentItem(window.conversation_list.item_for(c.id))  # row 1 is the new chat, listed at once
     qtbot.keyClick(listing, Qt.Key.Key_F2)
     editor = listing.viewport().findChild(QLineEdit)
     assert editor is not None and editor.text() == "Old name"
     editor.selectAll()
     qtbot.keyClicks(editor, "Llama facts")
-    qtbot.keyClick(editor, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: titles(window) == ["Today", "Llama facts"], timeout=5_000)
+    with qtbot.waitSignal(window.conversations.renamed, timeout=5_000):  # the rename waits for the editor
+        qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert titles(window) == ["Today", "Llama facts"]
     assert window.store.load(c.id).title == "Llama facts"
     window.close()
 

@@ -90,6 +90,7 @@ def test_the_sampling_panels_notes_leave_with_their_chat(qtbot) -> None:
 
 def test_at_800_by_600_the_chat_keeps_the_width_and_the_side_panels_fold(qtbot) -> None:
     window = open_window(qtbot, 800, 600)
+    assert window.width() == 800 and window.minimumSizeHint().width() <= 800, "wider than an 800 px screen"
     splitter = window.splitter
     qtbot.waitUntil(lambda: sum(splitter.sizes()) > 700, timeout=5_000)
     conversations, chat_column, side = splitter.sizes()

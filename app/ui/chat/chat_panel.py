@@ -1,4 +1,5 @@
-"""The chat column: the conversation, the composer with its Send/Stop button, the context meter.
+"""The chat column: the conversation (or, while it has no messages, the welcome page), the composer
+with its Send/Stop button, the context meter.
 
 It observes a ChatSession and sends it intents: what the user typed, the actions under each
 message (copy, edit, versions, delete, regenerate, continue), Stop. Editing a question happens in
@@ -8,13 +9,16 @@ the composer: Enter resends it as a new version, Esc cancels.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.chat.context_window import answer_reserve
+from app.core.conversations.conversation import Conversation
 from app.session.chat_session import ChatSession
+from app.session.models import ModelSession
 from app.ui.chat.chat_view import ChatView
 from app.ui.chat.composer import Composer
 from app.ui.chat.context_meter import ContextMeter
+from app.ui.chat.welcome import Welcome
 
 COUNT_PAUSE_MS = 250  # the context meter counts the draft once typing pauses this long
 
@@ -23,10 +27,14 @@ class ChatPanel(QWidget):
     info = Signal(str)  # a short note for the status bar ("Copied to the clipboard", …)
     sending = Signal()  # the user sent something: an old error banner may go
 
-    def __init__(self, chat: ChatSession, parent: QWidget | None = None) -> None:
+    def __init__(self, chat: ChatSession, models: ModelSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.chat = chat
         self.view = ChatView()
+        self.welcome = Welcome(models)
+        self.stack = QStackedWidget()  # the welcome page while the chat has no messages, else the chat
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.welcome)
         self.composer = Composer()
         self.context_meter = ContextMeter()
         self.send_button = QPushButton("Send")
@@ -35,13 +43,17 @@ class ChatPanel(QWidget):
         self.count_timer = QTimer(self, singleShot=True, interval=COUNT_PAUSE_MS)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.view, 1)
+        column.addWidget(self.stack, 1)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         column.addLayout(row)
         column.addWidget(self.context_meter)
         self.view.follow(chat)
+        chat.redrawn.connect(self._show_welcome_if_empty)
+        chat.message_started.connect(lambda *_: self.stack.setCurrentWidget(self.view))
+        self.welcome.prompt_chosen.connect(self._use_starter)
+        self._show_welcome_if_empty(chat.conversation)
         self.composer.submitted.connect(self._send)
         self.send_button.clicked.connect(self._send_or_stop)
         self.view.action_requested.connect(self._on_message_action)
@@ -54,6 +66,14 @@ class ChatPanel(QWidget):
         self.composer.textChanged.connect(self.count_timer.start)
         self.count_timer.timeout.connect(lambda: chat.count_context(self.composer.toPlainText()))
         self.context_meter.policy_changed.connect(self._on_policy_changed)
+
+    def _show_welcome_if_empty(self, conversation: Conversation, _keep_open: bool = False) -> None:
+        self.stack.setCurrentWidget(self.welcome if not conversation.thread() else self.view)
+
+    def _use_starter(self, text: str) -> None:
+        """A starter prompt goes into the message box, to send as it is or to change first."""
+        self.composer.setPlainText(text)
+        self.composer.setFocus()
 
     def _send(self, text: str) -> None:
         self.sending.emit()

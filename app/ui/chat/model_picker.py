@@ -27,6 +27,7 @@ class ModelPicker(QComboBox):
     load_requested = Signal(str)  # the path of the model the user chose
     download_requested = Signal()
     manage_requested = Signal()
+    listed = Signal()  # a scan of the library ended: `entries` is up to date
 
     def __init__(self, models: ModelSession, library: LibrarySession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +59,21 @@ class ModelPicker(QComboBox):
     async def _rescan(self) -> None:
         self._entries = [e for e in await self.library.scan() if not e.broken]
         self._fill()
+        self.listed.emit()
+
+    @property
+    def entries(self) -> list[ModelEntry]:
+        """The library's usable models, as last scanned."""
+        return list(self._entries)
+
+    @property
+    def current_path(self) -> str | None:
+        """The model loading now, else the one loaded, else None."""
+        return self._loading or (self.models.model.path if self.models.model else None)
+
+    def path_of(self, file_name: str) -> str | None:
+        """The library's model with this file name (what a chat remembers), if there is one."""
+        return next((str(e.path) for e in self._entries if Path(e.path).name == file_name), None)
 
     def showPopup(self) -> None:  # noqa: N802 - Qt's name
         self.refresh()  # a model downloaded or copied in meanwhile shows up as the list opens
@@ -67,7 +83,7 @@ class ModelPicker(QComboBox):
         """The entries, the loaded (or loading) model chosen; placeholder text when there is none."""
         self.blockSignals(True)
         self.clear()
-        current = self._loading or (self.models.model.path if self.models.model else None)
+        current = self.current_path
         known = {str(e.path) for e in self._entries}
         entries = list(self._entries)
         if current and current not in known:  # opened from elsewhere on the disk

@@ -2,12 +2,15 @@
 
 It observes the Conversations session (the list, search results) and calls its intents (rename,
 pin, duplicate, delete, search); choosing a conversation or a search hit is for the chat to open.
+A new chat is listed at once, as "New chat" at the top, though it is saved only with its first
+message (leaving it empty drops it from the list again).
 """
 
 from __future__ import annotations
 
 import difflib
 import html
+import time
 from datetime import date, datetime, timedelta
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
@@ -36,6 +39,7 @@ from app.session.conversations import Conversations
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_DELAY_MS = 150
+NEW_CHAT = "New chat"  # the row of the chat shown that is not saved yet
 
 
 def date_group(timestamp: float, today: date | None = None) -> str:
@@ -97,11 +101,9 @@ class ConversationList(QWidget):
         self.results.itemClicked.connect(self._on_result_chosen)
         self.list.delete_pressed.connect(self._delete_current)
         self._summaries: dict[str, ConversationSummary] = {}
-        self._rows: list[tuple[str, str | None]] = []  # what the list shows: (text, id or None)
+        self._rows: list[tuple[str, str | None, bool]] = []  # shown: (text, id or None, editable)
         self._items: dict[str, QListWidgetItem] = {}  # conversation id -> its row
-        self._heading_font = QFont(self.list.font())
-        self._heading_font.setBold(True)
-        self._heading_font.setPointSizeF(max(self._heading_font.pointSizeF() - 1, 7))
+        self._heading_font = heading_font(self.font())
         self.list.setUniformItemSizes(True)  # a relayout of thousands of rows costs no more than one
         self.list.viewport().installEventFilter(self)
         self.search_box.installEventFilter(self)
@@ -117,6 +119,16 @@ class ConversationList(QWidget):
     def refresh(self) -> None:
         self.set_conversations(self.conversations.summaries, self._current_id)
 
+    def _with_new_chat(self, summaries: list[ConversationSummary],
+                       current_id: str | None) -> list[ConversationSummary]:
+        """The list with the chat shown, when it is not saved yet, at the top (after pinned ones)."""
+        if not current_id or any(s.id == current_id for s in summaries):
+            return summaries
+        now = time.time()
+        new = ConversationSummary(current_id, NEW_CHAT, now, now, False, 0)
+        at = next((i for i, s in enumerate(summaries) if not s.pinned), len(summaries))
+        return summaries[:at] + [new] + summaries[at:]
+
     def set_conversations(self, summaries: list[ConversationSummary], current_id: str | None) -> None:
         """Show the list, changing only the rows that differ from what is shown (a chat that
         moves to the top after an answer is two rows, not the whole list)."""
@@ -124,12 +136,12 @@ class ConversationList(QWidget):
         self._current_id = current_id
         today = date.today()
         rows, group = [], None
-        for summary in summaries:
+        for summary in self._with_new_chat(summaries, current_id):
             heading = "Pinned" if summary.pinned else date_group(summary.updated, today)
             if heading != group:
                 group = heading
-                rows.append((heading, None))
-            rows.append((summary.title, summary.id))
+                rows.append((heading, None, False))
+            rows.append((summary.title, summary.id, summary.id in self._summaries))  # a new chat is not
         self.list.blockSignals(True)
         matcher = difflib.SequenceMatcher(None, self._rows, rows, autojunk=False)
         for op, old_start, old_end, new_start, new_end in reversed(matcher.get_opcodes()):
@@ -144,19 +156,25 @@ class ConversationList(QWidget):
         self.list.setCurrentItem(self._items.get(current_id) if current_id else None)
         self.list.blockSignals(False)
 
-    def _make_item(self, text: str, conversation_id: str | None) -> QListWidgetItem:
+    def _make_item(self, text: str, conversation_id: str | None, editable: bool) -> QListWidgetItem:
         item = QListWidgetItem(text)
         if conversation_id is None:  # a date heading
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             item.setFont(self._heading_font)
             return item
         item.setData(ID_ROLE, conversation_id)
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+        if editable:  # a new chat gets its title with its first message
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         self._items[conversation_id] = item
         return item
 
     def select(self, conversation_id: str) -> None:
-        """Mark the conversation shown, without rebuilding the list (or emitting `selected`)."""
+        """Mark the conversation shown, without rebuilding the list (or emitting `selected`); a new
+        chat comes in as "New chat", and an empty one left goes."""
+        shown_new = self._current_id is not None and self._current_id not in self._summaries
+        if shown_new or conversation_id not in self._summaries:
+            self.set_conversations(self.conversations.summaries, conversation_id)
+            return
         self._current_id = conversation_id
         self.list.blockSignals(True)
         self.list.setCurrentItem(self.item_for(conversation_id))
@@ -164,6 +182,16 @@ class ConversationList(QWidget):
 
     def item_for(self, conversation_id: str) -> QListWidgetItem | None:
         return self._items.get(conversation_id)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        """The window's text size changed: the date headings follow."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._heading_font = heading_font(self.font())
+            for row in range(self.list.count()):
+                item = self.list.item(row)
+                if item.data(ID_ROLE) is None:
+                    item.setFont(self._heading_font)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
         """A conversation's tooltip: its title and how many messages it has, counted when shown."""
@@ -176,7 +204,8 @@ class ConversationList(QWidget):
             item = self.list.itemAt(event.pos())
             conversation_id = item.data(ID_ROLE) if item is not None else None
             if conversation_id:
-                count = self.conversations.message_count(conversation_id)
+                saved = conversation_id in self._summaries
+                count = self.conversations.message_count(conversation_id) if saved else None
                 counted = "" if count is None else f"\n{plural(count, 'message')}"
                 QToolTip.showText(event.globalPos(), f"{item.text()}{counted}", self.list.viewport())
             else:
@@ -191,7 +220,7 @@ class ConversationList(QWidget):
 
     def rename_current(self) -> None:
         item = self.list.currentItem()
-        if item is not None and item.data(ID_ROLE):
+        if item is not None and item.data(ID_ROLE) in self._summaries:
             self.list.editItem(item)
 
     def _on_current_changed(self, item: QListWidgetItem | None, _previous) -> None:
@@ -220,7 +249,7 @@ class ConversationList(QWidget):
 
     def _context_menu(self, position) -> None:
         item = self.list.itemAt(position)
-        if item is None or not item.data(ID_ROLE):
+        if item is None or item.data(ID_ROLE) not in self._summaries:  # a heading, or a new chat
             return
         conversation_id = item.data(ID_ROLE)
         pinned = self._summaries[conversation_id].pinned
@@ -281,6 +310,14 @@ class _ListWithDeleteKey(QListWidget):
             self.delete_pressed.emit()
             return
         super().keyPressEvent(event)
+
+
+def heading_font(font: QFont) -> QFont:
+    """A date heading's font: bold, a point smaller than the list's."""
+    heading = QFont(font)
+    heading.setBold(True)
+    heading.setPointSizeF(max(heading.pointSizeF() - 1, 7))
+    return heading
 
 
 def highlight(snippet: str) -> str:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the dialogs load with their first use (the hub client costs
 class ModelActions(QObject):
     info = Signal(str)  # for the status bar
     error = Signal(str)  # for the banner
+    download_started = Signal(object)  # a DownloadTask: the status bar follows it once its dialog closes
 
     def __init__(self, parent: QWidget, models: ModelSession, library: LibrarySession,
                  settings_panel: LoadSettingsPanel) -> None:
@@ -110,6 +111,7 @@ class ModelActions(QObject):
     def _on_download_started(self, task: DownloadTask) -> None:
         self.download = task
         task.finished.connect(self._on_downloaded)
+        self.download_started.emit(task)
 
     def _on_downloaded(self, path: str) -> None:
         if self.manager is not None:
@@ -129,6 +131,7 @@ class ModelActions(QObject):
     def reload_with(self, options: LoadOptions) -> None:
         """New load settings for the current model: saved for it, then the model loads again."""
         model = self.models.model
+        self.models.make_way()  # a chat title being made is not "an answer"
         if model is None or self.models.backend.busy:
             self.error.emit("The model can be reloaded once it is loaded and not answering.")
             return
@@ -172,6 +175,7 @@ class ModelActions(QObject):
         """Unload the model (asking first while it answers); False if the user said no."""
         if self.models.model is None:
             return True
+        self.models.make_way()  # a chat title being made is not "an answer"
         if self.models.backend.busy and QMessageBox.question(
                 self._dialog_parent, "Unload the model", "An answer is being written. Stop it and unload?") \
                 != QMessageBox.StandardButton.Yes:

@@ -1,4 +1,5 @@
-"""What the window remembers between runs: geometry, splitters, last chat, theme, text size.
+"""What the window remembers between runs: geometry, splitters and which side panels are shown, last
+chat, theme, text size.
 
 Kept in an ini file in the config folder (so LLAMADESK_HOME moves it too), through QSettings,
 which stores Qt's geometry and splitter blobs as they are. Every value read is checked
@@ -111,6 +112,29 @@ class Preferences:
     @splitter.setter
     def splitter(self, value: QByteArray) -> None:
         self._set("window/splitter", value)
+
+    @property
+    def show_list(self) -> bool:
+        """Whether the chat list is shown (View ▸ Show chat list)."""
+        return self._flag("window/show_list")
+
+    @show_list.setter
+    def show_list(self, shown: bool) -> None:
+        self._set("window/show_list", "true" if shown else "false")
+
+    @property
+    def show_side(self) -> bool:
+        """Whether the user wants the side panels (View ▸ Show side panel); a narrow window may
+        still fold them for want of room."""
+        return self._flag("window/show_side")
+
+    @show_side.setter
+    def show_side(self, shown: bool) -> None:
+        self._set("window/show_side", "true" if shown else "false")
+
+    def _flag(self, key: str) -> bool:
+        """True unless the file says "false" (anything else, a hand edit included, shows the panel)."""
+        return str(self._get(key, "true")).strip().lower() != "false"
 
     @property
     def last_conversation(self) -> str:

@@ -1,24 +1,41 @@
-"""The status bar: what is happening, which model answers, on what, and how fast it was."""
+"""The status bar: what is happening, a download going on (click it for the download dialog), which
+model answers, on what, and how fast it was."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton
 
 from app.core.inference.types import GenerationStats, ModelInfo
+from app.core.models.library_files import human_size
 from app.session.models import ModelSession
+
+if TYPE_CHECKING:
+    from app.core.models.hub import DownloadProgress
+    from app.session.download_task import DownloadTask
 
 
 class StatusBar(QStatusBar):
+    downloads_clicked = Signal()  # the download indicator was clicked: show the download dialog
+
     def __init__(self, models: ModelSession, parent=None) -> None:
         super().__init__(parent)
         self.state_label = QLabel("Starting…")
+        self.download_button = QToolButton()
+        self.download_button.setObjectName("downloadIndicator")
+        self.download_button.setAutoRaise(True)
+        self.download_button.setToolTip("Show the download (Model ▸ Download models)")
+        self.download_button.hide()
+        self.download_button.clicked.connect(self.downloads_clicked)
+        self._download: DownloadTask | None = None
         self.model_label = QLabel("No model")
         self.backend_label = QLabel("")
         self.speed_label = QLabel("")
         self.addWidget(self.state_label, 1)
-        for label in (self.model_label, self.backend_label, self.speed_label):
+        for label in (self.download_button, self.model_label, self.backend_label, self.speed_label):
             self.addPermanentWidget(label)
         self.models = models
         models.status.connect(self.state_label.setText)
@@ -29,6 +46,35 @@ class StatusBar(QStatusBar):
 
     def show_state(self, text: str) -> None:
         self.state_label.setText(text)
+
+    def show_download(self, task: DownloadTask) -> None:
+        """Follow a download until it ends, whether or not its dialog is open."""
+        self._download = task
+        task.progress.connect(lambda p: self._show_progress(task, p))
+        task.finished.connect(lambda _path: self._download_ended(task, ""))
+        task.failed.connect(lambda _kind, message: self._download_ended(task, message))
+        self._show_progress(task, task.last_progress)
+
+    def _show_progress(self, task: DownloadTask, progress: DownloadProgress | None) -> None:
+        if task is not self._download or not task.running:
+            return
+        if progress is None:
+            done = "starting"
+        elif progress.total:
+            done = f"{progress.done * 100 // progress.total} %"
+        else:
+            done = human_size(progress.done)
+        self.download_button.setText(f"Downloading {task.name}: {done}")
+        self.download_button.show()
+
+    def _download_ended(self, task: DownloadTask, message: str) -> None:
+        """Finished (the window says what follows) or stopped: the reason stays in the status line."""
+        if task is not self._download:
+            return
+        self._download = None
+        self.download_button.hide()
+        if message:
+            self.show_state(message)
 
     def _show_loading(self, path: str) -> None:
         self.model_label.setText(f"Loading {Path(path).stem}…")
