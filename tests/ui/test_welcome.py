@@ -41,6 +41,7 @@ def test_an_empty_chat_offers_starter_prompts_until_its_first_message(qtbot, win
     welcome = window.welcome
     assert welcome_shown(window) and WITH_MODEL in welcome.heading.text()
     assert welcome.starters.isVisible() and not welcome.download_button.isVisible()
+    assert window.minimumSizeHint().width() <= 800, "the suggestions widen the window past an 800 px screen"
     qtbot.mouseClick(welcome.starter_buttons[1], Qt.MouseButton.LeftButton)
     assert window.composer.toPlainText() == STARTERS[1] and window.composer.hasFocus()
     window.sampling_panel.rows["max_tokens"].spin.setValue(8)

@@ -149,3 +149,19 @@ def test_deleting_the_open_chat_shows_the_next_one(qtbot) -> None:
     qtbot.keyClick(listing, Qt.Key.Key_Delete)  # the last one: the one above takes its place
     assert window.chat.conversation.id == top.id
     window.close()
+
+
+def test_clicking_a_chat_below_an_empty_new_chat_selects_the_chat_opened(qtbot) -> None:
+    """The empty "New chat" row goes when another chat opens: the rows move up under the mouse, and
+    the highlighted row must still be the chat shown, not the one that slid under the pointer."""
+    window = open_window(qtbot)
+    seed_store(window, chat("Older"), chat("Middle"), chat("Newest"))
+    window.chat.new_conversation()
+    listing = window.conversation_list.list
+    target = next(listing.item(r) for r in range(listing.count()) if listing.item(r).text() == "Middle")
+    qtbot.mouseClick(listing.viewport(), Qt.MouseButton.LeftButton,
+                     pos=listing.visualItemRect(target).center())
+    qtbot.waitUntil(lambda: window.chat.conversation.title == "Middle", timeout=5_000)
+    selected = [item.text() for item in listing.selectedItems()]
+    assert listing.currentItem().text() == "Middle" and selected == ["Middle"]
+    window.close()

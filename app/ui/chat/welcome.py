@@ -8,7 +8,7 @@ It observes the model session; how many models the library holds comes from the 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from app.session.models import ModelSession
 
@@ -18,6 +18,7 @@ STARTERS = (
     "Write a short poem about the sea",
     "Give me five ideas for a quick dinner",
 )
+STARTERS_WIDTH = 440  # px at most: a column of suggestions, not a banner across a wide window
 WITH_MODEL = "What can I help you with?"
 CHOOSE_MODEL = "Choose a model at the top to start, or get another one."
 NO_MODELS = ("There is no model yet. Download one (a small one takes a few minutes), "
@@ -40,14 +41,17 @@ class Welcome(QWidget):
         self.heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.heading.setWordWrap(True)
         self.starters = QWidget()
-        grid = QGridLayout(self.starters)
-        grid.setContentsMargins(0, 0, 0, 0)
+        self.starters.setMaximumWidth(STARTERS_WIDTH)
+        stack = QVBoxLayout(self.starters)
+        stack.setContentsMargins(0, 0, 0, 0)
         self.starter_buttons = []
-        for i, text in enumerate(STARTERS):
+        for text in STARTERS:
             button = QPushButton(text)
             button.setToolTip("Put this in the message box")
+            # the column's width, not the text's, sets the button's: a narrow window stays narrow
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             button.clicked.connect(lambda _=False, t=text: self.prompt_chosen.emit(t))
-            grid.addWidget(button, i // 2, i % 2)
+            stack.addWidget(button)
             self.starter_buttons.append(button)
         self.download_button = QPushButton("Download a model…")
         self.open_button = QPushButton("Open a model file…")
@@ -63,7 +67,11 @@ class Welcome(QWidget):
         column = QVBoxLayout(self)
         column.addStretch(1)
         column.addWidget(self.heading)
-        column.addWidget(self.starters)
+        centred = QHBoxLayout()
+        centred.addStretch(1)
+        centred.addWidget(self.starters, 10)  # as wide as the pane allows, up to STARTERS_WIDTH
+        centred.addStretch(1)
+        column.addLayout(centred)
         column.addWidget(self.get_model)
         column.addStretch(2)
         models.loading.connect(lambda _path: self._set_loading(True))

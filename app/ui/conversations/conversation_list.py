@@ -311,6 +311,16 @@ class _ListWithDeleteKey(QListWidget):
             return
         super().keyPressEvent(event)
 
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """A click that opened a chat may have moved the rows (the empty "New chat" row goes): Qt
+        then selects the row that slid under the pointer; the chat opened stays the one marked."""
+        super().mouseReleaseEvent(event)
+        current = self.currentItem()
+        if current is not None and self.selectedItems() != [current]:
+            self.blockSignals(True)
+            self.setCurrentItem(current)
+            self.blockSignals(False)
+
 
 def heading_font(font: QFont) -> QFont:
     """A date heading's font: bold, a point smaller than the list's."""
