@@ -235,3 +235,9 @@ def test_fuzz_plain_text_never_raises(text: str) -> None:
 )
 def test_plain_text(markdown: str, expected: str) -> None:
     assert plain_text(markdown) == expected
+
+
+def test_a_single_newline_stays_a_line_break_as_it_streamed():
+    """A poem or an address keeps its lines (CommonMark alone would join them into one paragraph)."""
+    html = render_markdown("Roses are red,\nviolets are blue.").html
+    assert "Roses are red,<br" in html and "violets are blue." in html

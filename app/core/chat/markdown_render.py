@@ -162,7 +162,8 @@ def _cell_open(self: Any, tokens: Tokens, idx: int, options: Any, env: Env) -> s
 
 @cache
 def _md() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    # breaks: a single newline is a line break, as it was while the answer streamed (a poem, an address)
+    md = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
     rules = {"fence": _fence, "code_block": _fence, "code_inline": _code_inline, "text": _text,
              "link_open": _link_open, "link_close": _link_close, "image": _image,
              "table_open": _table_open, "th_open": _cell_open, "td_open": _cell_open}
