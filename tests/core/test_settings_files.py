@@ -208,6 +208,7 @@ def test_check_all_reports_every_file_and_moves_nothing(config: Path) -> None:
     ("[window]\nsplitter=@ByteArray(\\0\\0\\0\\xff\\0\\0\\0\\x1\\0\\0\\0\\x2\\0\\0\\0\\0\\0\\0\\0\\0)",
      "pane sizes: pane sizes [0, 0] would hide the window's contents"),
     ("[window]\ngeometry=@ByteArray(junk)", "window position: it is not a saved window geometry"),
+    ("[window]\nshow_side=maybe", "side panel shown: 'maybe' is not true or false"),
     ("[view]\ntheme=purple", "theme: 'purple' is not a theme"),
     ("[view]\ntext_size=999", "text size: '999' is not a text size"),
     ("[chat]\noverflow_policy=never", "long-chat policy: 'never' is not a policy"),

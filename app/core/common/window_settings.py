@@ -42,15 +42,19 @@ def window_value_problem(key: str, value: Any) -> str | None:
 
         usable = isinstance(value, str) and value in {p.value for p in OverflowPolicy}
         return None if usable else f"{_shown(value)} is not a policy"
+    if key in ("window/show_list", "window/show_side"):
+        usable = isinstance(value, (str, bool)) and str(value).strip().lower() in ("true", "false")
+        return None if usable else f"{_shown(value)} is not true or false"
     if key == "chat/last_conversation" and (not isinstance(value, str) or len(value) > 200
                                             or not value.isprintable()):
         return f"{_shown(value)} is not a conversation id"
     return None
 
 
-WINDOW_KEYS = ("window/geometry", "window/splitter", "view/theme", "view/text_size",
-               "chat/overflow_policy", "chat/last_conversation")
+WINDOW_KEYS = ("window/geometry", "window/splitter", "window/show_list", "window/show_side", "view/theme",
+               "view/text_size", "chat/overflow_policy", "chat/last_conversation")
 WINDOW_LABELS = {"window/geometry": "window position", "window/splitter": "pane sizes",
+                 "window/show_list": "chat list shown", "window/show_side": "side panel shown",
                  "view/theme": "theme", "view/text_size": "text size",
                  "chat/overflow_policy": "long-chat policy", "chat/last_conversation": "last chat"}
 
