@@ -80,10 +80,12 @@ def test_the_text_size_applies_to_the_whole_window(qtbot) -> None:
                window.status_bar.state_label)
     before = [w.font().pointSizeF() for w in widgets]
     heading_before = heading.font().pointSizeF()
+    composer_before = window.composer.minimumHeight()
     for _ in range(3):
         qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     size = window.chat_view.text_size()
     assert [w.font().pointSizeF() for w in widgets] == [size] * len(widgets) and size > max(before)
+    assert window.composer.minimumHeight() > composer_before  # still three lines of the bigger text
     assert heading.font().pointSizeF() > heading_before and heading.font().bold()
     qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert [w.font().pointSizeF() for w in widgets] == before

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
@@ -17,9 +17,18 @@ class Composer(QPlainTextEdit):
         self.setObjectName("composer")
         self.setPlaceholderText(PLACEHOLDER)
         self.setTabChangesFocus(True)
+        self._fit_lines()
+
+    def _fit_lines(self) -> None:
+        """Three to five lines high, in the font it has now."""
         line = self.fontMetrics().lineSpacing()
         self.setMinimumHeight(line * 3 + 12)
         self.setMaximumHeight(line * 5 + 12)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # the window's text size changed
+            self._fit_lines()
 
     def setPlainText(self, text: str) -> None:  # noqa: N802 - Qt's name
         """A text put in the box (a message to edit, a refused draft) is carried on where it ends."""
