@@ -196,3 +196,27 @@ def test_bad_input_gets_a_clear_error_and_the_engine_stays_usable(
     engine.load(model_path)  # the next good load works
     _, stats = run(engine, HELLO, GREEDY.replace(max_tokens=8))
     assert stats.completion_tokens > 0
+
+
+# A DeepSeek-R1-style template: the assistant's turn opens with "<think>" in the prompt itself.
+THINK_OPENING = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                 "{% endfor %}<|im_start|>assistant\n<think>\n")
+
+
+def test_a_template_that_opens_the_thought_hands_the_tag_on(model_path: Path, tmp_path: Path) -> None:
+    """The model's output then starts inside a thought; the answer's first text says so, so the
+    thought is kept apart like one the model opened itself."""
+    from app.core.chat.reasoning import ReasoningSplitter
+    from tests.fixtures.template_models import with_chat_template
+
+    thinking = Engine()
+    thinking.load(with_chat_template(model_path, tmp_path / "thinks.gguf", THINK_OPENING))
+    try:
+        deltas = [d for d in thinking.stream([{"role": "user", "content": "What is 2 + 2?"}],
+                                             SamplingParams(max_tokens=6, seed=1)) if isinstance(d, str)]
+    finally:
+        thinking.unload()
+    assert deltas[0] == "<think>\n"
+    splitter = ReasoningSplitter()
+    pieces = [kind for d in deltas for kind, _text in splitter.feed(d)]
+    assert pieces and set(pieces) == {"thought"}  # SmolLM2 never closes it: all of it is thought

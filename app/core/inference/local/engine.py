@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 
+from app.core.chat.reasoning import OPEN as OPEN_THOUGHT
 from app.core.chat.sampling import SamplingParams, answer_limit
 from app.core.common.system import default_threads
 from app.core.inference.local import devices as backends
@@ -53,6 +54,7 @@ class Engine:
         self._template: ChatTemplate | None = None
         self._stops: tuple[str, ...] = ()
         self._special = llama_adapter.SpecialTokens("", "", False)
+        self._opened_thought = False  # the last prompt ended inside an opened <think>
         self.info: ModelInfo | None = None
 
     @property
@@ -145,7 +147,11 @@ class Engine:
         """
         llm = self._require()
         assert self._template is not None
-        prompt = self._template.render(messages, should_stop) + continue_text
+        rendered = self._template.render(messages, should_stop)
+        # Some templates (DeepSeek-R1 distills, QwQ) open the thought in the prompt itself: the answer
+        # then starts inside it, and the tag is handed on so the thought is told apart all the same.
+        self._opened_thought = not continue_text and rendered.rstrip().endswith(OPEN_THOUGHT)
+        prompt = rendered + continue_text
         if not prompt:
             raise TemplateError("The model's chat template produced no text for this conversation, so "
                                 "there is nothing for the model to read. The template in this model "
@@ -187,6 +193,8 @@ class Engine:
             yield GenerationStats(len(prompt), 0, 0.0, 0.0, perf_counter() - started, "user",
                                   cached_tokens=cached)
             return
+        if self._opened_thought:
+            yield OPEN_THOUGHT + "\n"
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
         # llama.cpp itself treats -1 as 0 (off); "-1 = the whole context" is its CLI's.
