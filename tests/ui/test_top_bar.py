@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from app.core.conversations.conversation import Conversation
 from app.core.models.library import ModelSettings
@@ -63,6 +64,8 @@ def test_a_chat_offers_the_model_it_was_written_with_and_loads_it_only_when_aske
     hint = window.top_bar.chat_model_button
     window.chat.open_conversation(own.id)
     assert hint.isVisible() and hint.text() == f"This chat used {model_path.stem} — Load"
+    QApplication.processEvents()  # the layouts take the shown hint into account
+    assert window.minimumSizeHint().width() <= 800, "the hint widens the window past an 800 px screen"
     assert window.model_session.model is None and not window.backend.is_loading  # offered, not loaded
     window.chat.open_conversation(gone.id)
     assert not hint.isVisible()  # not in the library: nothing to offer

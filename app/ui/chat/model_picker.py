@@ -36,6 +36,7 @@ class ModelPicker(QComboBox):
         self.setToolTip("The model this chat talks to: choose one to load it")
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(18)
+        self.setMinimumWidth(110)  # px: on a narrow window the picker shrinks before the window grows
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setPlaceholderText(NO_MODEL)
         self.models = models

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QToolButton, QWidget
 
 from app.session.chat_session import ChatSession
 from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.ui.chat.model_picker import ModelPicker
+
+HINT_MIN_WIDTH = 70  # px: "This chat used X — Load" squeezed on a narrow window
 
 
 class TopBar(QWidget):
@@ -32,6 +34,9 @@ class TopBar(QWidget):
         self.picker = ModelPicker(models, library)
         self.chat_model_button = QPushButton()
         self.chat_model_button.setObjectName("chatModelHint")
+        # its text may be long: it shrinks before it widens the window (the tooltip says it whole)
+        self.chat_model_button.setMinimumWidth(HINT_MIN_WIDTH)
+        self.chat_model_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         self.chat_model_button.hide()
         self.side_button = _toggle("Settings", "sideToggle")
         self._chat_model_path: str | None = None  # what the hint would load
@@ -62,7 +67,7 @@ class TopBar(QWidget):
         self._chat_model_path = path
         if path is not None:
             self.chat_model_button.setText(f"This chat used {Path(used).stem} — Load")
-            self.chat_model_button.setToolTip(f"Load {path}, the model this chat was written with")
+            self.chat_model_button.setToolTip(f"This chat used {Path(used).stem}. Load {path}")
         self.chat_model_button.setVisible(path is not None)
 
     def _load_chat_model(self) -> None:
