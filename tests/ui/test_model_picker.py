@@ -22,6 +22,7 @@ def picker(qtbot):
     models = ModelSession(LocalBackend(parent=host), parent=host)
     made = ModelPicker(models, LibrarySession(parent=host), parent=host)
     made.load_requested.connect(models.load)
+    host.show()  # the library is scanned once the picker is on screen
     yield made
     models.backend.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
 
 from app.core.inference.types import ModelInfo
@@ -51,7 +51,15 @@ class ModelPicker(QComboBox):
         library.changed.connect(self.refresh)
         self.activated.connect(self._on_activated)
         self._fill()
-        self.refresh()
+        self._scanned = False  # the first scan waits for the window to be on screen
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """The first scan starts once the window is drawn: reading every model's header in a worker
+        thread still takes the GIL now and then, and the window comes first."""
+        super().showEvent(event)
+        if not self._scanned:
+            self._scanned = True
+            QTimer.singleShot(0, self.refresh)
 
     def refresh(self) -> None:
         """Scan the library again (off the GUI thread); the list follows when the scan is done."""
