@@ -326,8 +326,10 @@ def run(args, home: Path) -> dict:
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
+    from app.session import workspace
     from app.ui.main_window import MainWindow
 
+    workspace.PROPOSE_TITLES = False  # a chat title after the answer would run into the next activity
     store = ConversationStore(default_store_path())
     window = MainWindow(store=store)
     window.show()

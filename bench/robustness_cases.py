@@ -197,8 +197,10 @@ def swallowed_note(swallowed: list[float], tries: int) -> str:
 
 
 def open_window(model: Path, store=None):
+    from app.session import workspace
     from app.ui.main_window import MainWindow
 
+    workspace.PROPOSE_TITLES = False  # the kills are timed on answers: no title stream beside them
     window = MainWindow(store=store)
     window.show()
     c = window.chat

@@ -50,8 +50,11 @@ def app_round(window, max_tokens: int) -> dict:
     from PySide6.QtCore import QEventLoop, Qt
     from PySide6.QtTest import QTest
 
+    from app.core.chat.sampling import GREEDY
+
     c = window.chat
     c.new_conversation()  # each round asks the same single question
+    window.sampling.set_params(GREEDY.replace(max_tokens=max_tokens))  # a new chat starts from the defaults
     shown: list[float] = []
     done: list = []
     on_text = lambda: shown.append(perf_counter())  # noqa: E731
@@ -95,9 +98,10 @@ def main() -> int:
     model = args.model or str(default_model_path())
     options = LoadOptions(n_ctx=4096, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     qt_app = QApplication.instance() or QApplication([])
-    from app.session import tasks
+    from app.session import tasks, workspace
 
     tasks.install_loop(qt_app)  # the window's flows run on it, as under app.gui
+    workspace.PROPOSE_TITLES = False  # a chat title after each answer would run into the raw rounds
 
     window = MainWindow()
     window.show()
