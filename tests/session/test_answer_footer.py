@@ -6,34 +6,13 @@ continuation's; counts read "1 token", not "1 tokens".
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from app.core.conversations.conversation import Conversation, GenerationRecord, Message
 from app.core.conversations.store import ConversationStore
 from app.core.conversations.transcripts import to_markdown, to_text
 from app.session.chat_session import ChatSession
-from app.session.sampling import SamplingParams, SamplingSettings
+from app.session.sampling import SamplingParams
 from app.ui.chat.message_footer import message_footer
-from tests.fakes.fake_backend import FakeBackend, Script
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def chat(qtbot, store, backend) -> ChatSession:
-    return ChatSession(backend, store, SamplingSettings())
+from tests.fakes.fake_backend import Script
 
 
 def answer(qtbot, chat: ChatSession, send) -> None:

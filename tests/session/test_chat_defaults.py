@@ -18,13 +18,6 @@ from tests.fakes.fake_backend import FakeBackend
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def defaults_path(tmp_path: Path) -> Path:
     return tmp_path / "config" / "chat-defaults.json"
 

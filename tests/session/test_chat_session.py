@@ -7,32 +7,11 @@ answer and keeps what the disk holds.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from app.core.conversations.store import ConversationStore
 from app.core.inference.types import EngineError
 from app.session.chat_session import ChatSession
 from app.session.sampling import SamplingSettings
 from tests.fakes.fake_backend import FakeBackend, Script
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def chat(qtbot, store, backend) -> ChatSession:
-    return ChatSession(backend, store, SamplingSettings())
 
 
 def stored(store: ConversationStore, chat: ChatSession) -> list[tuple[str, str, bool]]:

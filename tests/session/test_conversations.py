@@ -23,13 +23,6 @@ def chat(title: str, *texts: str) -> Conversation:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "conversations.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def seeded(store: ConversationStore) -> tuple[Conversation, Conversation]:
     first, second = chat("Llamas", "Tell me about llamas", "They hum."), chat("Alpacas", "And alpacas?")
     store.insert_conversations([first, second])

@@ -4,27 +4,13 @@ wires them, on a scripted backend and the real SQLite store."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.core.conversations.store import ConversationStore
 from app.session.chat_session import ChatSession
 from app.session.conversations import Conversations
 from app.session.sampling import SamplingSettings
-from tests.fakes.fake_backend import FakeBackend, Script
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+from tests.fakes.fake_backend import Script
 
 
 @pytest.fixture

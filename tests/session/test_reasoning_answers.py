@@ -4,33 +4,11 @@ the model; regenerate and continue keep working."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from app.core.conversations.store import ConversationStore
 from app.session.chat_session import ChatSession
-from app.session.sampling import SamplingSettings
-from tests.fakes.fake_backend import FakeBackend, Script
+from tests.fakes.fake_backend import Script
 
 REASONED = ["<think>", "I add", " two and two…</think>", "The answer"]
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def chat(qtbot, store, backend) -> ChatSession:
-    return ChatSession(backend, store, SamplingSettings())
 
 
 def on_disk(store: ConversationStore, chat: ChatSession) -> list[tuple[str, str, str]]:

@@ -4,8 +4,6 @@ one test with the real model."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.core.chat.sampling import SamplingParams
@@ -18,13 +16,6 @@ from app.session.sampling import SamplingSettings
 from tests.fakes.fake_backend import FakeBackend, Script
 
 QUESTION = "How do lighthouses work at night?"
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture
