@@ -73,6 +73,48 @@ def window(qtbot, model_path):
     win.close()
 
 
+# -- the sampling panel on its own (test_sampling_panel.py, test_sampling_fields.py) ------------------
+
+@pytest.fixture
+def settings():
+    """The sampling settings a lone panel edits."""
+    from app.session.sampling import SamplingSettings
+
+    return SamplingSettings()
+
+
+@pytest.fixture
+def presets(tmp_path):
+    from app.core.chat.presets import PresetStore
+
+    return PresetStore(tmp_path / "presets.json")
+
+
+@pytest.fixture
+def panel(qtbot, settings, presets):
+    from app.ui.chat.sampling_panel import SamplingPanel
+
+    widget = SamplingPanel(settings, presets=presets)
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
+@pytest.fixture
+def restore_theme():
+    """A test that switches the theme puts the application's style and palette back; it gets
+    apply_theme to switch with."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.shell.theme import apply_theme
+
+    app = QApplication.instance()
+    style, palette = app.style().name(), app.palette()
+    yield apply_theme
+    app.setStyle(style)
+    app.setPalette(palette)
+
+
 # -- helpers shared by the GUI test modules ---------------------------------------------------------
 
 def open_window(qtbot, width: int = 1200, height: int = 760) -> MainWindow:

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.chat.context_window import OverflowPolicy
 from app.ui.chat.context_meter import ContextMeter
-from app.ui.shell.theme import apply_theme
 
 
 @pytest.fixture
@@ -18,16 +17,6 @@ def meter(qtbot) -> ContextMeter:
     qtbot.addWidget(widget)
     widget.show()
     return widget
-
-
-@pytest.fixture
-def restore_theme():
-    """A test that switches the theme puts the application's style and palette back."""
-    app = QApplication.instance()
-    style, palette = app.style().name(), app.palette()
-    yield apply_theme
-    app.setStyle(style)
-    app.setPalette(palette)
 
 
 def test_the_meter_takes_a_new_theme_at_once(qtbot, meter: ContextMeter, restore_theme) -> None:

@@ -9,41 +9,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QAbstractSpinBox, QFileDialog, QMessageBox
 
 from app.core.chat.presets import PresetStore
 from app.core.chat.sampling import UNTIL_FULL, SamplingParams
-from app.session.sampling import SamplingSettings
 from app.ui.chat.sampling_panel import SamplingPanel
-from app.ui.shell.theme import DARK, LIGHT, apply_theme
-
-
-@pytest.fixture
-def settings() -> SamplingSettings:
-    return SamplingSettings()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> PresetStore:
-    return PresetStore(tmp_path / "presets.json")
-
-
-@pytest.fixture
-def panel(qtbot, settings: SamplingSettings, store: PresetStore) -> SamplingPanel:
-    widget = SamplingPanel(settings, presets=store)
-    qtbot.addWidget(widget)
-    widget.show()
-    return widget
-
-
-@pytest.fixture
-def restore_theme():
-    """A test that switches the theme puts the application's style and palette back."""
-    app = QApplication.instance()
-    style, palette = app.style().name(), app.palette()
-    yield apply_theme
-    app.setStyle(style)
-    app.setPalette(palette)
+from app.ui.shell.theme import DARK, LIGHT
 
 
 def type_number(qtbot, spin: QAbstractSpinBox, text: str) -> None:
@@ -123,9 +94,9 @@ def test_the_notes_follow_a_theme_switch(qtbot, panel: SamplingPanel, restore_th
     assert note_color(panel.rows["top_p"]) == DARK.muted
 
 
-def test_deleting_a_preset_asks_first(panel: SamplingPanel, settings, store: PresetStore,
+def test_deleting_a_preset_asks_first(panel: SamplingPanel, settings, presets: PresetStore,
                                       monkeypatch) -> None:
-    store.save("Mine", SamplingParams(top_k=7))
+    presets.save("Mine", SamplingParams(top_k=7))
     panel._reload_presets()
     panel.apply_preset("Mine")
     asked: list[str] = []
@@ -135,27 +106,28 @@ def test_deleting_a_preset_asks_first(panel: SamplingPanel, settings, store: Pre
 
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
     panel.delete_preset_button.click()
-    assert "Mine" in store.names() and "“Mine”" in asked[0]
+    assert "Mine" in presets.names() and "“Mine”" in asked[0]
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     panel.delete_preset_button.click()
-    assert "Mine" not in store.names() and panel.preset_combo.findData("Mine") == -1
+    assert "Mine" not in presets.names() and panel.preset_combo.findData("Mine") == -1
 
 
 def test_importing_a_name_in_use_adds_it_under_a_new_name_and_says_so(panel: SamplingPanel,
-                                                                      store: PresetStore,
+                                                                      presets: PresetStore,
                                                                       tmp_path: Path, monkeypatch) -> None:
-    store.save("Fast", SamplingParams(top_k=7))
+    presets.save("Fast", SamplingParams(top_k=7))
     path = tmp_path / "shared.json"
     path.write_text(json.dumps({"format": "llamadesk-sampling-presets", "version": 1, "presets": [
         {"name": "Fast", "sampling": {"top_k": 99}}, {"name": "New", "sampling": {"top_k": 3}}]}),
         encoding="utf-8")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(path), ""))
     panel.import_presets_button.click()
-    assert store.get("Fast") == SamplingParams(top_k=7)  # the user's own is not replaced
-    assert store.get("Fast (2)") == SamplingParams(top_k=99) and store.get("New") == SamplingParams(top_k=3)
+    assert presets.get("Fast") == SamplingParams(top_k=7)  # the user's own is not replaced
+    assert presets.get("Fast (2)") == SamplingParams(top_k=99)
+    assert presets.get("New") == SamplingParams(top_k=3)
     assert panel.preset_combo.findData("Fast (2)") != -1
     assert panel.preset_hint.text() == ("Imported 2 presets. Added “Fast” as “Fast (2)”, as you have a "
                                         "preset of that name already.")
     panel.import_presets_button.click()  # the same file again: both are there already
     assert panel.preset_hint.text() == "Nothing to import: you have the 2 presets in shared.json already."
-    assert len(store.names()) == 6
+    assert len(presets.names()) == 6

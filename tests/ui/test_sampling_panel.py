@@ -21,24 +21,6 @@ NUMERIC = {"temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalt
            "presence_penalty", "frequency_penalty", "mirostat_tau", "mirostat_eta", "max_tokens"}
 
 
-@pytest.fixture
-def settings() -> SamplingSettings:
-    return SamplingSettings()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> PresetStore:
-    return PresetStore(tmp_path / "presets.json")
-
-
-@pytest.fixture
-def panel(qtbot, settings: SamplingSettings, store: PresetStore) -> SamplingPanel:
-    widget = SamplingPanel(settings, presets=store)
-    qtbot.addWidget(widget)
-    widget.show()
-    return widget
-
-
 def choose(panel: SamplingPanel, name: str) -> None:
     """What a user picking `name` in the preset combo does."""
     index = panel.preset_combo.findData(name)
@@ -175,25 +157,25 @@ def test_reset_to_defaults(panel: SamplingPanel, settings, qtbot) -> None:
     assert panel.preset_combo.currentText() == "Balanced"
 
 
-def test_presets_from_the_combo(panel: SamplingPanel, settings, store: PresetStore) -> None:
+def test_presets_from_the_combo(panel: SamplingPanel, settings, presets: PresetStore) -> None:
     assert [panel.preset_combo.itemData(i) for i in range(panel.preset_combo.count())] == [
         "Precise", "Balanced", "Creative"]
     assert panel.preset_combo.currentText() == "Balanced"
     choose(panel, "Precise")
-    assert settings.params == store.get("Precise")
-    assert panel.rows["temperature"].spin.value() == store.get("Precise").temperature
+    assert settings.params == presets.get("Precise")
+    assert panel.rows["temperature"].spin.value() == presets.get("Precise").temperature
     assert not panel.rename_preset_button.isEnabled() and not panel.delete_preset_button.isEnabled()
     panel.rows["top_k"].spin.setValue(33)
     assert panel.preset_combo.currentIndex() == -1  # edited: custom
     choose(panel, "Creative")
-    assert settings.params == store.get("Creative")
+    assert settings.params == presets.get("Creative")
 
 
-def test_save_as_rename_delete(panel: SamplingPanel, settings, store: PresetStore, monkeypatch) -> None:
+def test_save_as_rename_delete(panel: SamplingPanel, settings, presets: PresetStore, monkeypatch) -> None:
     settings.update(temperature=0.42, stop=("END",))
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("My preset", True))
     panel.save_preset_button.click()
-    assert store.get("My preset") == settings.params
+    assert presets.get("My preset") == settings.params
     assert panel.preset_combo.currentText() == "My preset"
     assert panel.rename_preset_button.isEnabled() and panel.delete_preset_button.isEnabled()
     with_signal = []
@@ -202,39 +184,39 @@ def test_save_as_rename_delete(panel: SamplingPanel, settings, store: PresetStor
     settings.update(temperature=0.9)
     monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.No)
     panel.save_preset_button.click()  # the same name: asks before replacing
-    assert store.get("My preset").temperature == 0.42
+    assert presets.get("My preset").temperature == 0.42
     monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
     panel.save_preset_button.click()
-    assert store.get("My preset").temperature == 0.9
+    assert presets.get("My preset").temperature == 0.9
 
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Renamed", True))
     panel.rename_preset_button.click()
-    assert "Renamed" in store.names() and "My preset" not in store.names()
+    assert "Renamed" in presets.names() and "My preset" not in presets.names()
     assert panel.preset_combo.currentText() == "Renamed"
     panel.delete_preset_button.click()
-    assert store.names() == ["Precise", "Balanced", "Creative"]
+    assert presets.names() == ["Precise", "Balanced", "Creative"]
     assert panel.preset_combo.findData("Renamed") == -1
     assert settings.params.temperature == 0.9  # deleting a preset leaves the settings alone
     assert with_signal
 
 
-def test_save_as_a_reserved_name_shows_why(panel: SamplingPanel, store: PresetStore, monkeypatch) -> None:
+def test_save_as_a_reserved_name_shows_why(panel: SamplingPanel, presets: PresetStore, monkeypatch) -> None:
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("balanced", True))
     panel.save_preset_button.click()
     assert panel.preset_hint.isVisible() and "built-in preset" in panel.preset_hint.text()
-    assert store.names() == ["Precise", "Balanced", "Creative"]
+    assert presets.names() == ["Precise", "Balanced", "Creative"]
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Anything", False))  # cancelled
     panel.save_preset_button.click()
-    assert store.names() == ["Precise", "Balanced", "Creative"]
+    assert presets.names() == ["Precise", "Balanced", "Creative"]
 
 
-def test_export_and_import_through_file_dialogs(qtbot, panel: SamplingPanel, store: PresetStore,
+def test_export_and_import_through_file_dialogs(qtbot, panel: SamplingPanel, presets: PresetStore,
                                                 tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "out"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
     panel.export_presets_button.click()
     assert "no presets of your own" in panel.preset_hint.text() and not target.with_suffix(".json").exists()
-    store.save("Shared", SamplingParams(top_k=9))
+    presets.save("Shared", SamplingParams(top_k=9))
     panel.export_presets_button.click()
     assert panel.preset_hint.text() == "Exported 1 preset to out.json."
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["presets"][0]["name"] == "Shared"
