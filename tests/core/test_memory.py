@@ -133,3 +133,12 @@ def test_as_dict_holds_the_totals() -> None:
     assert data["ram_bytes"] == data["weights_ram"] + data["kv_ram"] + data["compute_ram"]
     assert data["vram_bytes"] == data["weights_vram"] + data["kv_vram"] + data["compute_vram"]
     assert data["kv_type"] == "q8_0" and data["n_ctx"] == 2048
+
+
+def test_a_file_not_downloaded_yet_is_judged_by_its_size():
+    gib = 1024**3
+    need = 4 * gib * 1.15 + memory.FILE_OVERHEAD_BYTES  # weights, ~15 % more, the runtime
+    assert memory.file_verdict(4 * gib, None) == ""
+    assert memory.file_verdict(4 * gib, int(need / memory.TIGHT_FRACTION) + 1) == memory.FITS
+    assert memory.file_verdict(4 * gib, int(need) + 1) == memory.TIGHT
+    assert memory.file_verdict(4 * gib, int(need) - 1) == memory.WONT_FIT

@@ -36,6 +36,7 @@ KV_BYTES_PER_VALUE = {
     "iq4_nl": 18 / 32,
 }
 TIGHT_FRACTION = 0.85  # from here up to 100% of what is available: "tight"
+FILE_OVERHEAD_BYTES = 256 * MiB  # runtime and a modest context beside a file's weights
 FITS, TIGHT, WONT_FIT = "fits", "tight", "won't fit"
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
@@ -137,6 +138,15 @@ def _share(need: int, available: int) -> float:
     if available <= 0:
         return float("inf") if need > 0 else 0.0
     return need / available
+
+
+def file_verdict(file_size: int, available: int | None) -> str:
+    """FITS, TIGHT or WONT_FIT from a model file's size alone, before its header is downloaded:
+    the weights, ~15 % more, and the runtime with a modest context; "" when availability is unknown."""
+    if available is None:
+        return ""
+    need = file_size * 1.15 + FILE_OVERHEAD_BYTES
+    return FITS if need <= available * TIGHT_FRACTION else TIGHT if need <= available else WONT_FIT
 
 
 def verdict(estimate: MemoryEstimate, available_ram: int | None, available_vram: int | None) -> str:

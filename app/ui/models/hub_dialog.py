@@ -40,7 +40,7 @@ from app.core.models.download_files import PartialDownload, downloaded_copies, r
 from app.core.models.hub import DownloadProgress, HubError
 from app.core.models.hub_search import RECOMMENDED, HubFile, HubModel, quantization
 from app.core.models.library_files import human_size
-from app.core.models.memory import FITS, TIGHT, TIGHT_FRACTION, WONT_FIT
+from app.core.models.memory import file_verdict
 from app.session import hub_search
 from app.session.download_task import PAUSED, DownloadTask
 from app.session.tasks import Latest, in_thread
@@ -48,16 +48,7 @@ from app.ui.models.paused_downloads import PausedDownloads, share_text
 
 SEARCH_PAUSE_MS = 400
 SORTS = (("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "last_modified"))
-_OVERHEAD = 256 * 1024**2  # runtime and a modest context beside the weights
 DOWNLOADED = "downloaded"  # the verdict column of a file already on this machine
-
-
-def size_verdict(file_size: int, available: int | None) -> str:
-    """From the file's size alone (the header is not downloaded yet): weights + ~15% + overhead."""
-    if available is None:
-        return ""
-    need = file_size * 1.15 + _OVERHEAD
-    return FITS if need <= available * TIGHT_FRACTION else TIGHT if need <= available else WONT_FIT
 
 
 def _explain(error: Exception) -> str:
@@ -262,7 +253,7 @@ class HubDialog(QDialog):
         self._files = files
         self.files.setRowCount(len(files))
         for row, f in enumerate(files):
-            verdict = DOWNLOADED if f.filename in self._local else size_verdict(f.size, self._available)
+            verdict = DOWNLOADED if f.filename in self._local else file_verdict(f.size, self._available)
             cells = (f.filename, f.quantization or "?", human_size(f.size), verdict)
             for column, text in enumerate(cells):
                 self.files.setItem(row, column, QTableWidgetItem(text))
