@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.chat.defaults import ChatDefaults, DefaultsError, DefaultsStore
 from app.core.chat.sampling import SamplingParams
+from app.core.conversations.conversation import Conversation
 from app.session import tasks
 
 
@@ -52,3 +53,12 @@ class ChatDefaultsSession(QObject):
     def _write_latest(self) -> None:
         with self._writing:
             self.store.save(self.values)
+
+
+def new_chat(defaults: ChatDefaultsSession | None) -> Conversation:
+    """An empty chat with the user's defaults (the built-in ones without them), never the settings
+    of the chat that was open."""
+    if defaults is None:
+        return Conversation(sampling=SamplingParams())
+    values = defaults.values
+    return Conversation(sampling=values.sampling, system_prompt=values.system_prompt)

@@ -17,7 +17,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.chat.context_window import OverflowPolicy
-from app.core.chat.sampling import SamplingParams
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import AnswerRecorder, ConversationStore, StoreError
 from app.core.inference.backend import Backend, BackendBusy
@@ -25,7 +24,7 @@ from app.core.inference.types import ChatMessages, EngineError, GenerationStats,
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
 from app.session.answer_writer import AnswerWriter, finish_recorder
-from app.session.chat_defaults import ChatDefaultsSession
+from app.session.chat_defaults import ChatDefaultsSession, new_chat
 from app.session.chat_history import ChatHistory
 from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, reading_status, save_request
 from app.session.sampling import SamplingSettings
@@ -211,7 +210,7 @@ class ChatSession(QObject, ChatHistory):
             self.stop()
         if not self.conversation.messages:
             return
-        self._show(self._new_chat())
+        self._show(new_chat(self.defaults))
 
     def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:
         if conversation_id != self.conversation.id:
@@ -248,7 +247,7 @@ class ChatSession(QObject, ChatHistory):
         if conversation_id == self.conversation.id and next_id:
             self.open_conversation(next_id)
         if conversation_id == self.conversation.id:  # none to show instead, or it could not be read
-            self._show(self._new_chat())
+            self._show(new_chat(self.defaults))
 
     def shutdown(self) -> None:
         """End the backend; keep what arrived of a running answer, marked incomplete."""
@@ -365,13 +364,6 @@ class ChatSession(QObject, ChatHistory):
             return None
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def _new_chat(self) -> Conversation:
-        """An empty chat with the user's defaults, not the settings of the chat that was open."""
-        if self.defaults is None:
-            return Conversation(sampling=SamplingParams())
-        values = self.defaults.values
-        return Conversation(sampling=values.sampling, system_prompt=values.system_prompt)
 
     def _on_titled(self, conversation_id: str, title: str) -> None:
         if conversation_id == self.conversation.id:
