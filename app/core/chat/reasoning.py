@@ -19,42 +19,19 @@ CLOSE = "</think>"
 class Reasoned:
     thought: str  # the text inside the block, trimmed; "" when there is none
     answer: str  # what follows the block (all of the text when there is no block)
-    thinking: bool  # the block is still open: the model is thinking
 
 
-def split_reasoning(text: str, *, opened: bool = False, streaming: bool = False) -> Reasoned:
-    """Split a model's output into its thought and its answer.
-
-    ``streaming`` says more text will follow: a text that could still become "<think>" ("<thi") is
-    then held back rather than shown as an answer that vanishes a token later.
-    """
-    body = text.lstrip()
-    if body.startswith(OPEN):
-        body = body[len(OPEN):]
-    elif not opened:
-        if streaming and body and OPEN.startswith(body):
-            return Reasoned("", "", True)
-        return Reasoned("", text, False)
-    end = body.find(CLOSE)
-    if end < 0:
-        if not streaming and not opened:
-            return Reasoned(body.strip(), "", False)  # the model stopped mid-thought
-        return Reasoned(_without_partial_close(body).strip() if streaming else body.strip(), "",
-                        streaming)
-    return Reasoned(body[:end].strip(), body[end + len(CLOSE):].lstrip(), False)
+def split_reasoning(text: str, *, opened: bool = False) -> Reasoned:
+    """A finished output's thought and answer: the streaming splitter's rules, on the whole text."""
+    splitter = ReasoningSplitter(opened=opened)
+    pieces = splitter.feed(text) + splitter.finish()
+    return Reasoned("".join(t for kind, t in pieces if kind == THOUGHT).strip(),
+                    "".join(t for kind, t in pieces if kind == ANSWER))
 
 
 def answer_only(text: str) -> str:
-    """The text without its thought: what titles, history sent to the model and plain exports use."""
+    """The text without its thought: what a title request and a proposed title use."""
     return split_reasoning(text).answer
-
-
-def _without_partial_close(body: str) -> str:
-    """Drop the beginning of a closing tag still arriving ("…so the answer is 4.</thi")."""
-    for size in range(len(CLOSE) - 1, 0, -1):
-        if body.endswith(CLOSE[:size]):
-            return body[:-size]
-    return body
 
 
 THOUGHT, ANSWER = "thought", "answer"
