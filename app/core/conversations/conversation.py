@@ -40,6 +40,13 @@ class GenerationRecord:
     llama_cpp_version: str = ""
     dropped_messages: int = 0  # earlier messages not sent to the model: the context was full
     thought_s: float = 0.0  # seconds a reasoning model spent thinking before it answered
+    # Where a remote engine's answer came from ("" for the local engine): the connection's name, the
+    # server's host, the model id and system_fingerprint the server reported, its own decode speed.
+    connection: str = ""
+    server_host: str = ""
+    server_model: str = ""
+    system_fingerprint: str = ""
+    server_tokens_per_s: float = 0.0
 
 
 @dataclass
@@ -65,7 +72,8 @@ class Conversation:
     updated: float = field(default_factory=time.time)
     system_prompt: str = ""
     sampling: SamplingParams = field(default_factory=SamplingParams)
-    model: str = ""  # file name of the model last used
+    model: str = ""  # file name of the model last used (the model id on the server, for a remote one)
+    connection: str = ""  # the remote engine's connection that answers it; "" = the local engine
     pinned: bool = False
     titled_by_user: bool = False
     messages: list[Message] = field(default_factory=list)  # every version, in creation order

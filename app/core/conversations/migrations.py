@@ -156,6 +156,12 @@ def _m006_message_thoughts(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN thought TEXT NOT NULL DEFAULT ''")
 
 
+def _m007_conversation_connection(db: sqlite3.Connection) -> None:
+    """A conversation answered by a remote engine names its connection ('' = the local engine);
+    `model` is then the model id on that server."""
+    db.execute("ALTER TABLE conversations ADD COLUMN connection TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
     ("full_text_search", _m002_full_text_search),
@@ -163,5 +169,6 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("fts_prefix_index", _m004_fts_prefix_index),
     ("chunked_imports", _m005_chunked_imports),
     ("message_thoughts", _m006_message_thoughts),
+    ("conversation_connection", _m007_conversation_connection),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

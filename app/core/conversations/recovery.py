@@ -254,7 +254,7 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> tuple[int, 
         message_id, conversation_id, parent_id = values[0], values[1], values[2]
         if conversation_id not in conversation_ids:  # its conversation was lost: make one
             target.execute(_INSERT_CONVERSATION, (conversation_id, "Recovered conversation",
-                                                  values[5], values[5], "", "{}", "", 0, 0, None))
+                                                  values[5], values[5], "", "{}", "", 0, 0, None, ""))
             conversation_ids.add(conversation_id)
         if parent_id is not None and parent_id not in message_ids:  # its parent was lost
             parent_id = last_in.get(conversation_id)
@@ -368,7 +368,8 @@ def _conversation_values(row: dict) -> tuple | None:
     return (row["id"], row["title"], row["created"], row["updated"],
             row.get("system_prompt") if _text(row.get("system_prompt")) else "", sampling,
             row.get("model") if _text(row.get("model")) else "", int(bool(row.get("pinned"))),
-            int(bool(row.get("titled_by_user"))), deleted if _number(deleted) else None)
+            int(bool(row.get("titled_by_user"))), deleted if _number(deleted) else None,
+            row.get("connection") if _text(row.get("connection")) else "")
 
 
 def _message_values(row: dict) -> tuple | None:
@@ -388,6 +389,6 @@ def _message_values(row: dict) -> tuple | None:
 
 
 _INSERT_CONVERSATION = """INSERT INTO conversations (id, title, created, updated, system_prompt, sampling,
-    model, pinned, titled_by_user, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    model, pinned, titled_by_user, deleted, connection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, text, created, current,
     incomplete, generation, thought) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""

@@ -9,7 +9,8 @@ from dataclasses import asdict
 from app.core.conversations.conversation import Conversation, GenerationRecord, Message, new_id
 
 INSERT_CONVERSATION = """INSERT INTO conversations (id, title, created, updated, system_prompt, sampling,
-    model, pinned, titled_by_user, deleted, importing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    model, pinned, titled_by_user, connection, deleted, importing)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, text, created, current,
                                           incomplete, generation, thought)
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -18,7 +19,7 @@ INSERT_MESSAGE = """INSERT INTO messages (id, conversation_id, parent_id, role, 
 def conversation_row(c: Conversation) -> tuple:
     """The conversation's own fields, in INSERT_CONVERSATION's order (without deleted, importing)."""
     return (c.id, c.title, c.created, c.updated, c.system_prompt, json.dumps(c.sampling.to_dict()),
-            c.model, int(c.pinned), int(c.titled_by_user))
+            c.model, int(c.pinned), int(c.titled_by_user), c.connection)
 
 
 def generation_json(m: Message) -> str | None:

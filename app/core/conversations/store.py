@@ -88,7 +88,7 @@ class ConversationStore(Database):
             system_prompt=row["system_prompt"],
             sampling=SamplingParams.from_dict(json.loads(row["sampling"] or "{}")),
             model=row["model"], pinned=bool(row["pinned"]), titled_by_user=bool(row["titled_by_user"]),
-            messages=messages,
+            connection=row["connection"], messages=messages,
         )
 
     @guarded("save the conversation")
@@ -96,12 +96,13 @@ class ConversationStore(Database):
         """Insert or update a conversation's own fields (not its messages)."""
         self.db.execute("""
             INSERT INTO conversations (id, title, created, updated, system_prompt, sampling, model,
-                                       pinned, titled_by_user)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       pinned, titled_by_user, connection)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated = excluded.updated,
                 system_prompt = excluded.system_prompt, sampling = excluded.sampling,
                 model = excluded.model, pinned = excluded.pinned,
-                titled_by_user = excluded.titled_by_user""", conversation_row(conversation))
+                titled_by_user = excluded.titled_by_user, connection = excluded.connection""",
+                        conversation_row(conversation))
 
     @guarded("rename the conversation")
     def rename(self, conversation_id: str, title: str) -> None:

@@ -180,17 +180,22 @@ GENERATION: dict[str, Check] = {
     "model_file": _str, "model_size": _count, "model_sha256": _str, "sampling": _flat_object,
     "seed": _optional(_seed), "prompt_tokens": _count, "completion_tokens": _count, "ttft_s": _amount,
     "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str, "dropped_messages": _count,
-    "thought_s": _amount}
-GENERATION_ADDED = ("dropped_messages", "thought_s")  # optional when reading: older files lack them
+    "thought_s": _amount, "connection": _str, "server_host": _str, "server_model": _str,
+    "system_fingerprint": _str, "server_tokens_per_s": _amount}
+REMOTE_ADDED = ("connection", "server_host", "server_model", "system_fingerprint", "server_tokens_per_s")
+# Optional when reading: older files lack them.
+GENERATION_ADDED = ("dropped_messages", "thought_s", *REMOTE_ADDED)
 MESSAGE: dict[str, Check] = {
     "id": _id, "role": _role, "text": _str, "parent_id": _optional(_id), "created": _time,
     "current": _bool, "incomplete": _bool, "generation": _optional(_generation), "thought": _str}
 MESSAGE_ADDED = ("thought",)  # optional when reading: older files, and exports without thoughts, lack it
 # Written only when they hold something: files without reasoning stay as they were.
-WRITTEN_WHEN_SET = ("thought_s", "thought")
+WRITTEN_WHEN_SET = ("thought_s", "thought", *REMOTE_ADDED)
 CONVERSATION: dict[str, Check] = {
     "id": _id, "title": _str, "created": _time, "updated": _time, "system_prompt": _str,
-    "sampling": _sampling, "model": _str, "pinned": _bool, "titled_by_user": _bool, "messages": _messages}
+    "sampling": _sampling, "model": _str, "pinned": _bool, "titled_by_user": _bool, "messages": _messages,
+    "connection": _str}
+CONVERSATION_ADDED = ("connection",)  # optional when reading: older files lack it
 
 
 def _finite(value: object) -> object:
@@ -358,7 +363,9 @@ def from_json(data: bytes | str) -> list[Conversation]:
     message_ids: set[str] = set()
     for i, item in enumerate(items):
         where = f"conversations[{i}]"
-        conv = Conversation(**_fields(item, where, CONVERSATION))
+        present = _object(item, where)
+        conv = Conversation(**_fields(item, where, {k: c for k, c in CONVERSATION.items()
+                                                    if k in present or k not in CONVERSATION_ADDED}))
         if conv.id in conv_ids:
             raise TranscriptError(f"{where}.id {conv.id!r} is used by an earlier conversation in the file")
         conv_ids.add(conv.id)
