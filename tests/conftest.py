@@ -75,3 +75,22 @@ def flows(qt_loop):
     yield qt_loop
     for task in list(tasks._tasks):
         task.cancel()
+
+
+@pytest.fixture(scope="session")
+def llama_server(model_path):
+    """llama.cpp's llama-server on 127.0.0.1 serving the embedded model, with an API key and two
+    parallel slots, shared by the tests that only talk to it (tests/fixtures/llama_server.py)."""
+    from tests.fixtures.llama_server import LlamaServer
+
+    with LlamaServer(model_path) as server:
+        yield server
+
+
+@pytest.fixture
+def own_llama_server(model_path):
+    """A llama-server of the test's own, for tests that kill or restart it."""
+    from tests.fixtures.llama_server import LlamaServer
+
+    with LlamaServer(model_path) as server:
+        yield server
