@@ -50,6 +50,9 @@ def add_commands(subparsers) -> None:
     download.add_argument("repo_id")
     download.add_argument("filename")
     download.add_argument("--token", help="a Hugging Face access token (default: the saved one)")
+    from app import cli_connections
+
+    cli_connections.add_parser(subparsers)
     doctor = subparsers.add_parser("doctor", help="check the database, KV snapshots and settings files")
     doctor.add_argument("--recover", action="store_true",
                         help="copy what a damaged database still holds into a new one (keeps the old)")
@@ -73,6 +76,10 @@ def _run(args: argparse.Namespace) -> int:
             stream.reconfigure(errors="replace")
     if args.command == "models":
         return models_command(args)
+    if args.command == "connections":
+        from app import cli_connections
+
+        return cli_connections.run(args)
     if args.command == "doctor":
         from app import doctor
 

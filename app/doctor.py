@@ -156,5 +156,10 @@ def settings_checks(config_dir: Path) -> Iterator[Check]:
         from app.core.common.settings_file import check_all
     except ImportError:
         return
-    for name, verdict in check_all(config_dir):
+    from app.core.common.settings_file import read_checked, status
+    from app.core.remote import connections, keys
+
+    remote = [(k.name, status(lambda k=k: read_checked(k, Path(config_dir) / k.name)))
+              for k in (connections.KIND, keys.KIND)]  # the key file's check never quotes a key
+    for name, verdict in [*check_all(config_dir), *remote]:
         yield Check(verdict == "ok", f"settings {name}", "ok" if verdict == "ok" else verdict)
