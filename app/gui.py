@@ -257,6 +257,7 @@ def _run(model: str | None, self_test: bool, timeout_s: float, closing: _CloseOn
     from PySide6.QtWidgets import QApplication
 
     import app
+    from app.session import tasks
     from app.ui.main_window import MainWindow
 
     _route_qt_messages_to_logging()
@@ -277,6 +278,7 @@ def _run(model: str | None, self_test: bool, timeout_s: float, closing: _CloseOn
             instance = None
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
+    tasks.finalize_async_generators(loop)
     store = _open_store(self_test)
     if store is None:
         return 1

@@ -47,6 +47,8 @@ class AnswerRecords:
 
     def record(self, info: ModelInfo | None, sampling: SamplingParams, stats: GenerationStats,
                dropped: int) -> GenerationRecord:
+        if info is not None and info.remote:
+            return self._remote_record(info, sampling, stats, dropped)
         path = Path(info.path) if info else None
         return GenerationRecord(
             model_file=path.name if path else "",
@@ -62,6 +64,19 @@ class AnswerRecords:
             llama_cpp_version=info.llama_cpp_version if info else _llama_cpp_version(),
             dropped_messages=dropped,
         )
+
+    @staticmethod
+    def _remote_record(info: ModelInfo, sampling: SamplingParams, stats: GenerationStats,
+                       dropped: int) -> GenerationRecord:
+        """Where the answer came from: the connection, the server's host, the model id and
+        fingerprint the server reported (llama_cpp_version: the server's build, when it says)."""
+        return GenerationRecord(
+            model_file=info.name, sampling=sampling.to_dict(), seed=stats.seed,
+            prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+            ttft_s=stats.ttft_s, tokens_per_s=stats.tokens_per_s, stop_reason=stats.stop_reason,
+            llama_cpp_version=info.llama_cpp_version, dropped_messages=dropped,
+            connection=info.connection, server_host=info.host, server_model=stats.server_model or info.name,
+            system_fingerprint=stats.system_fingerprint, server_tokens_per_s=stats.server_tokens_per_s)
 
 
 def _llama_cpp_version() -> str:

@@ -20,7 +20,15 @@ from app.core.chat.sampling import SamplingParams
 from app.core.conversations.answer_recorder import AnswerRecorder
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import StoreError
-from app.core.inference.backend import Backend, Delta, PromptProgress, PromptRead, Stream, StreamEvent
+from app.core.inference.backend import (
+    Backend,
+    Delta,
+    PromptProgress,
+    PromptRead,
+    Stream,
+    StreamEvent,
+    Waiting,
+)
 from app.core.inference.types import EngineError, GenerationStats
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
@@ -35,6 +43,7 @@ class AnswerWriter(QObject):
     prompt_read = Signal(int)  # earlier messages left out (the context report follows)
     progress = Signal(int, int)  # prompt tokens read, of total
     context = Signal(int)  # tokens the chat uses now: the prompt and the answer so far
+    waiting = Signal(str)  # why the answer waits (a busy server being retried)
     # How it ended: GenerationStats, an EngineError, or None (stopped because saving failed, or
     # the app closed); the StoreError that kept its text or its end from being saved, if any; the
     # answer (Message) and the conversation it belongs to.
@@ -47,6 +56,7 @@ class AnswerWriter(QObject):
         self.stream: Stream | None = None
         self.answer: Message | None = None
         self.owner: Conversation | None = None  # the conversation being answered
+        self.rollback = None  # what the request added (a Rollback), taken back if it is refused
         self.recorder: AnswerRecorder | None = None
         self.prompt_tokens = 0
         self.streamed_tokens = 0
@@ -127,6 +137,8 @@ class AnswerWriter(QObject):
             self.context.emit(self.prompt_tokens)
         elif isinstance(event, PromptProgress):
             self.progress.emit(event.done, event.total)
+        elif isinstance(event, Waiting):
+            self.waiting.emit(event.reason)
         elif isinstance(event, GenerationStats):
             self._succeed(event)
 
@@ -174,7 +186,8 @@ class AnswerWriter(QObject):
 
     def _save_failed(self, error: StoreError) -> None:
         """Saving failed: the backend stops, and the answer holds exactly what the store holds."""
-        self.backend.stop()
+        if self.stream is not None:
+            self.stream.stop()
         assert self.recorder is not None and self.answer is not None
         self.answer.text, self.answer.incomplete = self.recorder.saved_text, True
         self.answer.thought = self.recorder.saved_thought

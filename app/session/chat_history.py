@@ -12,8 +12,8 @@ from app.session.conversations import DeletedMessages
 
 
 class ChatHistory:
-    """Mixed into ChatSession, which provides conversation, store, generating, writer, _write,
-    _show, open_conversation and the signals used here."""
+    """Mixed into ChatSession, which provides conversation, store, generating, live_conversation,
+    _write, _show, open_conversation and the signals used here."""
 
     def show_version(self, message_id: str, step: int) -> None:
         """Switch to the previous (-1) or next (+1) version of a turn."""
@@ -37,7 +37,7 @@ class ChatHistory:
         if message is None:
             return
         chosen = conversation.versions_to_show(message)
-        if chosen and self.writer.owner is not conversation:  # never switch under a streaming answer
+        if chosen and self.live_conversation(conversation.id) is None:  # never under a streaming answer
 
             def save() -> None:
                 with self.store.transaction():

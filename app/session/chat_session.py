@@ -19,21 +19,21 @@ from PySide6.QtCore import QObject, Signal
 from app.core.chat.context_window import OverflowPolicy
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import AnswerRecorder, ConversationStore, StoreError
-from app.core.inference.backend import Backend, BackendBusy
-from app.core.inference.types import ChatMessages, EngineError, GenerationStats, ModelInfo
+from app.core.inference.backend import Backend
+from app.core.inference.types import ChatMessages, ModelInfo
 from app.session import tasks
 from app.session.answer_records import AnswerRecords
-from app.session.answer_writer import AnswerWriter, finish_recorder
+from app.session.chat_answers import ChatAnswers
 from app.session.chat_defaults import ChatDefaultsSession, new_chat
 from app.session.chat_history import ChatHistory
-from app.session.chat_requests import NO_MODEL, Rollback, dropped_notice, reading_status, save_request
+from app.session.chat_requests import NO_MODEL, Rollback, save_request
 from app.session.sampling import SamplingSettings
 from app.session.titles import TitleMaker
 
 log = logging.getLogger(__name__)
 
 
-class ChatSession(QObject, ChatHistory):
+class ChatSession(QObject, ChatHistory, ChatAnswers):
     status = Signal(str)  # a short state for the status bar: "Generating…", "Ready", …
     error = Signal(str)  # a message the user must see
     generating_changed = Signal(bool)
@@ -52,15 +52,18 @@ class ChatSession(QObject, ChatHistory):
     thought_appended = Signal(str)  # a reasoning model's thought for the message being written
     message_finished = Signal(object)  # the Message, complete
     notice_inserted = Signal(str, str)  # above this message id: a line of text
+    engine_changed = Signal(object)  # the ModelInfo that answers the shown chat (None: none yet)
 
     def __init__(self, backend: Backend, store: ConversationStore, sampling: SamplingSettings,
                  is_saved=None, parent: QObject | None = None, defaults: ChatDefaultsSession | None = None,
-                 propose_titles: bool = False) -> None:
-        """is_saved(conversation_id): whether the conversation is in the store's list (a new chat
-        is saved with its first message). defaults: what a new chat starts from (None: the built-in
-        ones). propose_titles: the model titles a chat after its first answer."""
+                 propose_titles: bool = False, engines=None) -> None:
+        """backend: the local engine. is_saved(conversation_id): whether the conversation is in the
+        store's list (a new chat is saved with its first message). defaults: what a new chat starts
+        from (None: the built-in ones). propose_titles: the model titles a chat after its first
+        answer. engines: the remote engines (app/session/engines.py; None: the local one only)."""
         super().__init__(parent)
-        self.backend = backend
+        self.local = backend
+        self.engines = engines
         self.store = store
         self.sampling = sampling
         self.is_saved = is_saved or (lambda conversation_id: conversation_id in store.conversation_ids())
@@ -72,20 +75,21 @@ class ChatSession(QObject, ChatHistory):
         self.titles.titled.connect(self._on_titled)
         self.conversation = Conversation(sampling=sampling.params,  # unsaved until first message
                                          system_prompt=defaults.values.system_prompt if defaults else "")
-        self._rollback: Rollback | None = None  # what the running request added, if it is refused
         self._counting = tasks.Latest("count the context")
-        self.writer = AnswerWriter(backend, self.records, self)
-        self.writer.text_arrived.connect(self._on_text_arrived)
-        self.writer.thought_arrived.connect(self._on_thought_arrived)
-        self.writer.prompt_read.connect(self._on_prompt_read)
-        self.writer.progress.connect(self._on_progress)
-        self.writer.context.connect(self._on_context)
-        self.writer.ended.connect(self._on_ended)
+        self._init_answers()
+        self.target = ("", "")  # (connection, model id) answering new chats; ("", ""): the local engine
         sampling.changed.connect(self._on_sampling_changed)
 
+    def backend_for(self, conversation: Conversation) -> Backend:
+        """What answers a conversation: its remote engine, or the local one."""
+        if conversation.connection and self.engines is not None:
+            return self.engines.remote(conversation.connection, conversation.model)
+        return self.local
+
     @property
-    def generating(self) -> bool:
-        return self.writer.running
+    def backend(self) -> Backend:
+        """What answers the shown conversation."""
+        return self.backend_for(self.conversation)
 
     @property
     def model(self) -> ModelInfo | None:
@@ -176,9 +180,6 @@ class ChatSession(QObject, ChatHistory):
         self.error.emit(NO_MODEL)
         return True
 
-    def stop(self) -> None:
-        self.backend.stop()
-
     def set_system_prompt(self, text: str) -> None:
         """The conversation's instructions, saved with it (a new chat keeps them until its first message)."""
         before, self.conversation.system_prompt = self.conversation.system_prompt, text
@@ -200,24 +201,65 @@ class ChatSession(QObject, ChatHistory):
         if tokens is not None and self.model is not None and not self.generating:
             self.context_used.emit(tokens, self.model.n_ctx)
 
+    def choose_engine(self, connection: str = "", model_id: str = "") -> None:
+        """Answer the shown chat, and new ones, with a remote model (connection, model id), or with
+        the local engine (no arguments). The conversation remembers it."""
+        self.target = (connection, model_id)
+        conversation = self.conversation
+        before = conversation.connection, conversation.model
+        conversation.connection = connection
+        if connection or before[0]:  # a local chat keeps the file it was last answered with
+            conversation.model = model_id
+        if not self._save_fields("The model choice"):
+            conversation.connection, conversation.model = before
+            return
+        self._engine_shown()
+
+    def _engine_shown(self) -> None:
+        """Tell the window which engine answers the shown chat; a remote one is asked what it is
+        first (its context size, the sampling fields it takes)."""
+        backend = self.backend
+        self.engine_changed.emit(backend.model)
+        if backend.model is None and hasattr(backend, "ensure_connected"):
+            tasks.start(self._connect(backend), "connect to the remote engine")
+
+    async def _connect(self, backend) -> None:
+        from app.core.common.errors import UserFacingError
+
+        try:
+            await backend.ensure_connected()
+        except UserFacingError as error:
+            if backend is self.backend:
+                self.error.emit(error.message)
+            return
+        if backend is self.backend:
+            self.engine_changed.emit(backend.model)
+            self.count_context()
+
     def message_text(self, message_id: str) -> str:
         message = self.conversation.find(message_id)
         return message.text if message else ""
 
     def new_conversation(self) -> None:
         """Show an empty conversation; it is saved with its first message."""
-        if self.generating:
-            self.stop()
+        self._stop_unless_side_by_side()
         if not self.conversation.messages:
             return
-        self._show(new_chat(self.defaults))
+        self._show(self._new_chat())
+
+    def _new_chat(self) -> Conversation:
+        """From the defaults, answered by the engine chosen last."""
+        conversation = new_chat(self.defaults)
+        conversation.connection, remote_model = self.target
+        if conversation.connection:
+            conversation.model = remote_model
+        return conversation
 
     def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:
         if conversation_id != self.conversation.id:
-            if self.generating:
-                self.stop()
-            if conversation_id == getattr(self.writer.owner, "id", None):
-                conversation = self.writer.owner  # still streaming: keep the live object
+            self._stop_unless_side_by_side()
+            if (live := self.live_conversation(conversation_id)) is not None:
+                conversation = live  # still streaming: keep the live object
             else:
                 try:
                     conversation = self.store.load(conversation_id)
@@ -242,90 +284,21 @@ class ChatSession(QObject, ChatHistory):
     def on_deleted(self, conversation_id: str, next_id: str = "") -> None:
         """A deleted conversation is hidden (undo can bring it back): leave it for `next_id`, the
         one the list shows in its place (a new chat if none)."""
-        if conversation_id == getattr(self.writer.owner, "id", None):
-            self.stop()
+        if (writer := self._writers.get(conversation_id)) is not None and writer.stream is not None:
+            writer.stream.stop()
         if conversation_id == self.conversation.id and next_id:
             self.open_conversation(next_id)
         if conversation_id == self.conversation.id:  # none to show instead, or it could not be read
-            self._show(new_chat(self.defaults))
+            self._show(self._new_chat())
 
     def shutdown(self) -> None:
         """End the backend; keep what arrived of a running answer, marked incomplete."""
         self._counting.cancel()
         self.titles.stop()
-        self.backend.close()
-        self.writer.take_arrived()
-
-    # -- the answer as it streams ------------------------------------------------------------------
-
-    def _begin_answer(self, chat: ChatMessages, recorder: AnswerRecorder, resumed: bool = False,
-                      rollback: Rollback | None = None) -> bool:
-        conversation, answer = self.conversation, recorder.message
-        continue_text = answer.text if resumed else ""
-        if resumed and answer.thought and not answer.text:  # stopped mid-thought: it thinks on
-            continue_text = f"<think>\n{answer.thought}"
-        try:
-            stream = self.backend.stream(chat, self.sampling.params, conversation.id, continue_text,
-                                         self.overflow_policy)
-        except BackendBusy:  # the backend refused (still busy): take back what was saved
-            if rollback is not None:
-                self._roll_back(conversation, rollback)
-            else:
-                self._report(finish_recorder(recorder, answer.generation, answer.incomplete))
-            return False
-        self._rollback = rollback
-        self.writer.start(stream, recorder, conversation, self.sampling.params)
-        if not resumed:
-            self.message_started.emit(conversation, "assistant", answer.id)
-        self.status.emit("Generating…" if self.model else "Loading model… the answer follows")
-        self.generating_changed.emit(True)
-        self.list_changed.emit()
-        return True
-
-    def _on_text_arrived(self, text: str) -> None:
-        if self.writer.owner is self.conversation:
-            self.text_appended.emit(text)
-
-    def _on_thought_arrived(self, thought: str) -> None:
-        if self.writer.owner is self.conversation:
-            self.thought_appended.emit(thought)
-
-    def _on_prompt_read(self, dropped: int) -> None:
-        answer = self.writer.answer
-        if dropped and self.writer.owner is self.conversation and answer is not None:
-            self.notice_inserted.emit(answer.id, dropped_notice(dropped, self.overflow_policy))
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.status.emit(reading_status(done, total))
-
-    def _on_context(self, used: int) -> None:
-        if self.model is not None and self.writer.owner is self.conversation:
-            self.context_used.emit(used, self.model.n_ctx)
-
-    def _on_ended(self, outcome: GenerationStats | EngineError | None, problem: StoreError | None,
-                  answer: Message | None, owner: Conversation | None) -> None:
-        rollback = self._rollback
-        self._rollback = None
-        if owner is self.conversation and answer is not None:
-            self.message_finished.emit(answer)
-        self.generating_changed.emit(False)
-        self.list_changed.emit()
-        if isinstance(outcome, GenerationStats):
-            self._report(problem)
-            self.status.emit("Ready")
-            self.answer_finished.emit(outcome)
-            if outcome.stop_reason != "user" and problem is None and owner is not None:
-                self.titles.propose(owner)
-            return
-        self.status.emit("Ready" if self.model else "No model")
-        if isinstance(outcome, EngineError):
-            self._report(problem)
-            if outcome.kind == EngineError.CONTEXT_TOO_SMALL and rollback is not None and owner is not None:
-                self._roll_back(owner, rollback)
-            self.error.emit(outcome.message)
-        elif problem is not None:
-            self.error.emit(f"The answer was stopped because it could not be saved. {problem.message} "
-                            "What was saved is kept; send again once this is solved.")
+        self.local.close()
+        if self.engines is not None:
+            self.engines.close()
+        self._take_all_arrived()
 
     def _report(self, problem: StoreError | None) -> None:
         if problem is not None:
@@ -357,7 +330,7 @@ class ChatSession(QObject, ChatHistory):
                       resumed: bool = False) -> AnswerRecorder | None:
         try:
             return save_request(self.store, conversation, rollback, answer, write_question, new_version,
-                                resumed, model_file=Path(self.model.path).name if self.model else "",
+                                resumed, model_file=_model_name(self.model),
                                 interval_s=self.save_interval_s)
         except StoreError as error:
             self.error.emit(f"Your message was not sent: it could not be saved. {error.message}")
@@ -372,10 +345,13 @@ class ChatSession(QObject, ChatHistory):
         self.list_changed.emit()
 
     def _show(self, conversation: Conversation) -> None:
-        self.conversation = conversation
+        was_generating, self.conversation = self.generating, conversation
         self.sampling.set_params(conversation.sampling)
-        self.redrawn.emit(conversation, False)
+        self.redrawn.emit(conversation, self.generating)
         self.conversation_shown.emit(conversation.id)
+        if self.generating != was_generating:
+            self.generating_changed.emit(self.generating)
+        self._engine_shown()
 
     def _save_fields(self, what: str) -> bool:
         """Save the shown conversation's own fields, once it is stored (False: the save failed)."""
@@ -396,3 +372,10 @@ class ChatSession(QObject, ChatHistory):
         before, self.conversation.sampling = self.conversation.sampling, params
         if not self._save_fields("The sampling settings"):
             self.conversation.sampling = before
+
+
+def _model_name(info: ModelInfo | None) -> str:
+    """What a conversation remembers: the model file's name, or a remote model's id."""
+    if info is None:
+        return ""
+    return info.name if info.remote else Path(info.path).name

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 class LocalStream:
     """The events of one answer, in order, as the inference thread sent them."""
 
-    def __init__(self, request_id: int) -> None:
+    def __init__(self, request_id: int, stop_engine=None) -> None:
         self.request_id = request_id
+        self._stop_engine = stop_engine  # the engine answers one request at a time: it stops this one
         self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
         self._ended = False
         self._wake: asyncio.Future | None = None
@@ -42,6 +43,10 @@ class LocalStream:
         self._arrived.append(event)
         self._ended = self._ended or isinstance(event, GenerationStats | EngineError)
         self._wake_up()
+
+    def stop(self) -> None:
+        if not self._ended and self._stop_engine is not None:
+            self._stop_engine()
 
     def end(self) -> None:
         """No more events will come (the engine was closed)."""
@@ -130,7 +135,7 @@ class LocalBackend(QObject):
         request = self.client.generate(messages, sampling, cache_key, continue_text, policy)
         if request is None:
             raise BackendBusy("an answer is still running: check `busy` before asking for another")
-        stream = self._streams[request] = LocalStream(request)
+        stream = self._streams[request] = LocalStream(request, self.client.stop)
         return stream
 
     def stop(self) -> None:

@@ -50,7 +50,17 @@ def install_loop(qt_app) -> asyncio.AbstractEventLoop:
 
     loop = qasync.QEventLoop(qt_app, already_running=True)
     asyncio.set_event_loop(loop)
+    finalize_async_generators(loop)
     return loop
+
+
+def finalize_async_generators(loop: asyncio.AbstractEventLoop) -> None:
+    """An async generator left unfinished (an HTTP stream's readers, when an answer stops early) is
+    closed by a task on this loop, as asyncio's own run_forever arranges and qasync does not;
+    without it the garbage collector closes it outside any loop and its cleanup cannot run."""
+    import sys
+
+    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook)
 
 
 def the_loop() -> asyncio.AbstractEventLoop:

@@ -38,16 +38,18 @@ class TitleMaker(QObject):
     def running(self) -> bool:
         return self._stream is not None
 
-    def propose(self, conversation: Conversation) -> bool:
+    def propose(self, conversation: Conversation, backend: Backend | None = None) -> bool:
         """Ask for a title if the conversation has just its first question and answer and still its
-        first-message title (the user did not rename it, the model did not title it yet)."""
+        first-message title (the user did not rename it, the model did not title it yet). backend:
+        the engine that answered it (default: the one given at construction)."""
+        backend = backend or self.backend
         thread = conversation.thread()
         if (not self.enabled or self.running or conversation.titled_by_user or len(thread) != 2
                 or conversation.title != title_from(thread[0].text)
-                or self.backend.model is None or self.backend.busy):
+                or backend.model is None or backend.busy):
             return False
         try:
-            stream = self.backend.stream(title_request(thread[0].text, thread[1].text), TITLE_SAMPLING, None,
+            stream = backend.stream(title_request(thread[0].text, thread[1].text), TITLE_SAMPLING, None,
                                          TITLE_PREFIX)
         except BackendBusy:
             return False
@@ -58,9 +60,9 @@ class TitleMaker(QObject):
     def stop(self) -> None:
         """Make way for the user: the title's stream ends within one token and is forgotten."""
         if self._stream is not None:
-            self._stream = None
+            stream, self._stream = self._stream, None
             self._task.cancel()
-            self.backend.stop()
+            stream.stop()
 
     async def _follow(self, stream: Stream, conversation: Conversation) -> None:
         parts: list[str] = []

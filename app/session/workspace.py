@@ -15,6 +15,7 @@ from app.session import tasks
 from app.session.chat_defaults import ChatDefaultsSession
 from app.session.chat_session import ChatSession
 from app.session.conversations import Conversations
+from app.session.engines import Engines
 from app.session.local_backend import LocalBackend
 from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
@@ -38,8 +39,9 @@ class Workspace(QObject):
         self.conversations = Conversations(self.store, self)
         self.defaults = ChatDefaultsSession(parent=self)  # what a new chat starts from
         self.sampling = SamplingSettings(self.defaults.values.sampling, parent=self)
+        self.engines = Engines(parent=self)  # remote models on the user's connections
         self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self,
-                                defaults=self.defaults,
+                                defaults=self.defaults, engines=self.engines,
                                 propose_titles=PROPOSE_TITLES if propose_titles is None else propose_titles)
         chat, conversations = self.chat, self.conversations
         self.models.loaded.connect(chat.records.on_model_loaded)  # the model's hash, for answer records

@@ -29,9 +29,9 @@ def test_the_thought_is_kept_apart_announced_and_never_sent_back(qtbot, chat, st
     backend.scripts = [Script(deltas=REASONED), Script(deltas=["Five."])]
     thoughts: list[str] = []
     texts: list[str] = []
-    chat.writer.thought_arrived.connect(thoughts.append)
+    chat.thought_appended.connect(thoughts.append)
     chat.text_appended.connect(texts.append)
-    chat.writer.clock = iter([100.0, 112.5]).__next__  # the first thought piece, the closing tag
+    chat.writer_clock = iter([100.0, 112.5]).__next__  # the first thought piece, the closing tag
     answer(qtbot, chat, lambda: chat.send("What is 2 + 2?"))
     assert on_disk(store, chat) == [("user", "", "What is 2 + 2?"),
                                     ("assistant", "I add two and two…", "The answer")]
@@ -49,7 +49,7 @@ def test_a_thought_is_on_disk_while_the_model_still_thinks(qtbot, chat, store, b
     backend.scripts = [Script(deltas=REASONED)]
     chat.save_interval_s = 0  # every flush is saved
     assert chat.send("What is 2 + 2?")
-    with qtbot.waitSignal(chat.writer.thought_arrived, timeout=5000):
+    with qtbot.waitSignal(chat.thought_appended, timeout=5000):
         backend.current.release(3)  # the prompt, "<think>", "I add"
     assert on_disk(store, chat)[-1] == ("assistant", "I add", "")
     with qtbot.waitSignal(chat.answer_finished, timeout=5000):
@@ -82,7 +82,7 @@ def test_a_regenerated_answer_has_its_own_thought(qtbot, chat, store, backend) -
 
 def test_an_answer_without_a_thought_announces_none(qtbot, chat, store) -> None:
     thoughts: list[str] = []
-    chat.writer.thought_arrived.connect(thoughts.append)
+    chat.thought_appended.connect(thoughts.append)
     answer(qtbot, chat, lambda: chat.send("Hi"))
     assert thoughts == [] and on_disk(store, chat)[-1] == ("assistant", "", "Hello, world.")
     assert chat.conversation.thread()[-1].generation.thought_s == 0.0

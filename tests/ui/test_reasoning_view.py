@@ -22,7 +22,7 @@ def setup(qtbot, tmp_path: Path):
     backend = FakeBackend(auto=False)
     backend.scripts = [Script(deltas=["<think>", "I add", " two and two.</think>", "Four."])]
     chat = ChatSession(backend, store, SamplingSettings())
-    chat.writer.clock = iter([10.0, 22.0]).__next__  # the first thought piece, the closing tag
+    chat.writer_clock = iter([10.0, 22.0]).__next__  # the first thought piece, the closing tag
     view = ChatView()
     qtbot.addWidget(view)
     view.follow(chat)

@@ -45,7 +45,14 @@ class Delta:
     tokens: int
 
 
-StreamEvent = PromptRead | PromptProgress | Delta | GenerationStats
+@dataclass(frozen=True)
+class Waiting:
+    """The answer waits, and why (a busy server, retried after a pause): said to the user."""
+
+    reason: str
+
+
+StreamEvent = PromptRead | PromptProgress | Delta | Waiting | GenerationStats
 
 
 class BackendBusy(Exception):
@@ -59,6 +66,9 @@ class Stream(Protocol):
     def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
 
     def take_arrived(self) -> list[StreamEvent]: ...
+
+    def stop(self) -> None:
+        """End this answer within one token (its stats then say stop_reason "user")."""
 
 
 class Backend(Protocol):
@@ -91,7 +101,8 @@ class Backend(Protocol):
         continue_text is the start of the answer, already written, for the model to carry on.
         """
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop every answer it is writing (the app closes, the model changes)."""
 
     async def count(self, messages: ChatMessages) -> int | None:
         """How many tokens the chat is, as the model reads it (None: no model to ask)."""

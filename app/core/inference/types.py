@@ -52,6 +52,22 @@ class ModelInfo:
     llama_cpp_version: str
     system_info: str = ""  # llama.cpp's build and CPU features (llama_print_system_info)
     gpu_note: str = ""  # why fewer layers than asked are on the GPU (none, fell back to the CPU), or ""
+    # A remote engine's model (path and name are then its model id on the server):
+    connection: str = ""  # the connection's name ("" = the local engine)
+    host: str = ""  # the server's host[:port]
+    sampling_fields: frozenset[str] | None = None  # SamplingParams fields it honours (None: every one)
+    exact_count: bool = True  # count() asks the model's own tokenizer (False: an estimate, shown "≈")
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.connection)
+
+    @property
+    def label(self) -> str:
+        """How people know it: the file's name, or "model-id · connection" for a remote model."""
+        if self.remote:
+            return f"{self.name} · {self.connection}"
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,10 @@ class GenerationStats:
     stop_reason: str  # "eos", "length", "context_full" or "user"
     seed: int = 0  # the seed the sampler used
     cached_tokens: int = 0  # prompt tokens found in the KV cache, not processed again
+    # What a remote server reported about the answer ("" / 0 for the local engine):
+    server_model: str = ""
+    system_fingerprint: str = ""
+    server_tokens_per_s: float = 0.0  # its own decode speed (llama-server's timings)
 
 
 ChatMessages = list[dict[str, str]]  # [{"role": ..., "content": ...}, ...]: what a model is asked
