@@ -93,7 +93,7 @@ class ChatAnswers:
         writer.start(stream, recorder, conversation, self.sampling.params)
         if not resumed:
             self.message_started.emit(conversation, "assistant", answer.id)
-        self.status.emit("Generating…" if backend.model else "Loading model… the answer follows")
+        self.status.emit(_starting(backend))
         self.generating_changed.emit(True)
         self.list_changed.emit()
         return True
@@ -157,3 +157,11 @@ class ChatAnswers:
         elif problem is not None:
             self.error.emit(f"{where}The answer was stopped because it could not be saved. {problem.message} "
                             "What was saved is kept; send again once this is solved.")
+
+
+def _starting(backend: Backend) -> str:
+    if backend.model is not None:
+        return "Generating…"
+    if connection := getattr(backend, "connection", None):  # a remote engine not asked yet
+        return f"Connecting to {connection.name}… the answer follows"
+    return "Loading model… the answer follows"

@@ -14,6 +14,7 @@ from app.core.conversations.store import ConversationStore, StoreError, default_
 from app.session import tasks
 from app.session.chat_defaults import ChatDefaultsSession
 from app.session.chat_session import ChatSession
+from app.session.connections import ConnectionsSession
 from app.session.conversations import Conversations
 from app.session.engines import Engines
 from app.session.local_backend import LocalBackend
@@ -39,7 +40,8 @@ class Workspace(QObject):
         self.conversations = Conversations(self.store, self)
         self.defaults = ChatDefaultsSession(parent=self)  # what a new chat starts from
         self.sampling = SamplingSettings(self.defaults.values.sampling, parent=self)
-        self.engines = Engines(parent=self)  # remote models on the user's connections
+        self.connections = ConnectionsSession(parent=self)  # the remote engines' endpoints and keys
+        self.engines = Engines(self.connections.file, parent=self)  # remote models on those connections
         self.chat = ChatSession(self.backend, self.store, self.sampling, self.conversations.is_saved, self,
                                 defaults=self.defaults, engines=self.engines,
                                 propose_titles=PROPOSE_TITLES if propose_titles is None else propose_titles)
@@ -57,6 +59,7 @@ class Workspace(QObject):
         conversations.duplicated.connect(chat.open_conversation)
         conversations.imported.connect(lambda ids: ids and chat.open_conversation(ids[0]))
         conversations.purged.connect(self.keep_only_live_kv)
+        self.connections.changed.connect(self.engines.forget)  # an edited endpoint or key is used from now on
         self.keep_only_live_kv()  # snapshots of chats deleted since: gone, with their text
         tasks.start(tasks.in_thread(_warm_up_rendering), "warm up the renderer")
 
