@@ -95,3 +95,14 @@ def test_json_round_trip_keeps_where_answers_came_from_and_local_files_stay_as_t
     assert "server_host" not in written["messages"][1]["generation"]
     [back] = from_json(to_json([local]))
     assert back.connection == "" and back.thread()[-1].generation.server_host == ""
+
+
+def test_every_transcript_says_where_a_remote_answer_came_from(tmp_path: Path) -> None:
+    from app.core.conversations.transcripts import export_to_path
+
+    conversation = remote_conversation()
+    for fmt in ("md", "html", "txt"):
+        [written] = export_to_path([conversation], fmt, tmp_path / f"chat.{fmt}")
+        text = written.read_text(encoding="utf-8")
+        assert "meta-llama/Llama-3.1-8B-Instruct · gpu-box" in text
+        assert "via gpu-box (gpu-box:8080 b5000-abc)" in text

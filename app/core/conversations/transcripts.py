@@ -69,17 +69,21 @@ def _sampling_line(sampling: SamplingParams) -> str:
 def _header(conv: Conversation) -> list[tuple[str, str]]:
     rows = [("Created", _date(conv.created)), ("Updated", _date(conv.updated))]
     if conv.model:
-        rows.append(("Model", conv.model))
+        rows.append(("Model", f"{conv.model} · {conv.connection}" if conv.connection else conv.model))
     return [*rows, ("Sampling", _sampling_line(conv.sampling))]
 
 
 def _facts(message: Message, model: str) -> str:
-    """One line on how an answer was made: tokens, speed, why it stopped."""
+    """One line on how an answer was made: where (a remote engine's connection, host and fingerprint),
+    tokens, speed, why it stopped."""
     parts = []
     gen = message.generation
     if gen is not None:
         if gen.model_file and gen.model_file != model:
             parts.append(gen.model_file)
+        if gen.connection:
+            server = " ".join(filter(None, (gen.server_host, gen.system_fingerprint)))
+            parts.append(f"via {gen.connection}" + (f" ({server})" if server else ""))
         if gen.completion_tokens:
             parts.append(f"{gen.completion_tokens} token{'s' if gen.completion_tokens != 1 else ''}")
         if gen.tokens_per_s:
