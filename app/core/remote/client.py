@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import socket
 import ssl
@@ -23,6 +22,7 @@ import httpx2
 
 from app.core.inference.types import ChatMessages, EngineError
 from app.core.remote.connections import Connection
+from app.core.remote.stream_chunks import ChunkReader, Finished, Piece, as_int, loads, server_message
 
 log = logging.getLogger(__name__)
 MAX_WAIT_S = 30.0  # the longest Retry-After honoured before trying again
@@ -70,24 +70,6 @@ class Retrying:
     status: int
 
 
-@dataclass(frozen=True)
-class Piece:
-    text: str = ""
-    reasoning: str = ""  # delta.reasoning_content: kept apart from the answer
-
-
-@dataclass(frozen=True)
-class Finished:
-    finish_reason: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    model: str
-    system_fingerprint: str
-    predicted_per_second: float | None
-    prompt_ms: float | None
-    cached_tokens: int | None
-
-
 class OpenAIClient:
     def __init__(self, connection: Connection, api_key: str = "", *, retries: int = 3,
                  backoff_s: float = 1.0) -> None:
@@ -120,7 +102,7 @@ class OpenAIClient:
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
-                n_ctx = _int(meta.get("n_ctx")) or _int(item.get("max_model_len"))
+                n_ctx = as_int(meta.get("n_ctx")) or as_int(item.get("max_model_len"))
                 models.append(RemoteModel(item["id"], n_ctx, str(item.get("owned_by") or "")))
         return models
 
@@ -128,13 +110,13 @@ class OpenAIClient:
         """What the server is: llama-server answers /props; otherwise /v1/models tells vLLM and Ollama."""
         root = self.connection.root
         response = await self._request("GET", f"{root}/props")
-        props = _loads(response.text) if response.status_code == 200 else None
+        props = loads(response.text) if response.status_code == 200 else None
         if isinstance(props, dict) and ("default_generation_settings" in props or "build_info" in props):
             settings = props.get("default_generation_settings")
-            n_ctx = _int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+            n_ctx = as_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
             probe = await self._request("POST", f"{root}/apply-template",
                                         json={"messages": [{"role": "user", "content": "hi"}]})
-            facts = ServerFacts("llama.cpp", n_ctx or _int(props.get("n_ctx")),
+            facts = ServerFacts("llama.cpp", n_ctx or as_int(props.get("n_ctx")),
                                 str(props.get("build_info") or ""), probe.status_code == 200)
         elif response.status_code in (401, 403):
             raise self._status_error(response, "the server's properties")
@@ -175,7 +157,7 @@ class OpenAIClient:
         attempt = 0
         while True:
             attempt += 1
-            reader, wait = _Reader(prefill or None), None
+            reader, wait = ChunkReader(prefill or None), None
             try:
                 async with self._http.stream("POST", f"{self.connection.base_url}/chat/completions",
                                              json=body) as response:
@@ -242,14 +224,14 @@ class OpenAIClient:
         """The body of a 200 answer as JSON, or the specific error."""
         if response.status_code != 200:
             raise self._status_error(response, what)
-        data = _loads(response.text)
+        data = loads(response.text)
         if data is None:
             raise RemoteError(f"{self._where} sent {what} as something other than "
                               f"JSON ({_kind_of(response)}). {CHECK_URL}", kind=RemoteError.MALFORMED)
         return data
 
     def _chunk(self, data: str) -> dict:
-        chunk = _loads(data)
+        chunk = loads(data)
         if not isinstance(chunk, dict):
             raise RemoteError(f"{self._where} sent a stream chunk that is not the "
                               f"JSON expected: {self._scrub(data[:80])!r}.", kind=RemoteError.MALFORMED)
@@ -270,12 +252,12 @@ class OpenAIClient:
             return min(self.backoff_s * 2 ** (attempt - 1), MAX_WAIT_S)
 
     def _status_error(self, response: httpx2.Response, what: str) -> RemoteError:
-        return self._body_error(_loads(response.text), response.status_code, what, response.text)
+        return self._body_error(loads(response.text), response.status_code, what, response.text)
 
     def _body_error(self, body: Any, status: int, what: str, text: str = "") -> RemoteError:
-        said = self._scrub(_server_message(body, text))
+        said = self._scrub(server_message(body, text))
         if not status and isinstance(body, dict) and isinstance(body.get("error"), dict):
-            status = _int(body["error"].get("code")) or 0  # an error sent inside the stream
+            status = as_int(body["error"].get("code")) or 0  # an error sent inside the stream
         detail = f" (HTTP {status}: {said})" if status else f" ({said or 'an error'})"
         if status in (401, 403):
             if not self._has_key:
@@ -327,101 +309,13 @@ class OpenAIClient:
             response = await self._http.get(f"{self.connection.root}/api/version")
         except httpx2.HTTPError:
             return False
-        data = _loads(response.text) if response.status_code == 200 else None
+        data = loads(response.text) if response.status_code == 200 else None
         return isinstance(data, dict) and "version" in data
-
-
-class _Reader:
-    """The state of one streamed answer: what the chunks said, and the prefill's echo dropped
-    (llama-server repeats the start it was given in its first delta; vLLM does not)."""
-
-    def __init__(self, prefill: str | None) -> None:
-        self._echo, self._held = prefill, ""
-        self.started = False
-        self.finish_reason: str | None = None
-        self.model = self.fingerprint = ""
-        self.usage: dict = {}
-        self.timings: dict = {}
-
-    def feed(self, chunk: dict) -> list[Piece]:
-        self.model = str(chunk.get("model") or self.model)
-        self.fingerprint = str(chunk.get("system_fingerprint") or self.fingerprint)
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        if isinstance(chunk.get("timings"), dict):
-            self.timings = chunk["timings"]
-        choices = chunk.get("choices") or []
-        choice = choices[0] if isinstance(choices, list) and choices else {}
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if not isinstance(delta, dict):
-            delta = {}
-        text, reasoning = _str(delta.get("content")), _str(delta.get("reasoning_content"))
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            self.finish_reason = str(choice["finish_reason"])
-        text = self._unecho(text) + (self._flush() if self.finish_reason else "")
-        self.started = self.started or bool(text or reasoning)
-        return [Piece(text, reasoning)] if text or reasoning else []
-
-    def _unecho(self, text: str) -> str:
-        if self._echo is None:
-            return text
-        self._held += text
-        if len(self._held) < len(self._echo) and self._echo.startswith(self._held):
-            return ""  # may still be the echo: wait for more
-        echo, self._echo = self._echo, None
-        return self._flush().removeprefix(echo)
-
-    def _flush(self) -> str:
-        held, self._held, self._echo = self._held, "", None
-        return held
-
-    def finished(self) -> Finished:
-        details = self.usage.get("prompt_tokens_details")
-        cached = _int(self.timings.get("cache_n"))
-        if cached is None and isinstance(details, dict):
-            cached = _int(details.get("cached_tokens"))
-        return Finished(self.finish_reason or "stop", _int(self.usage.get("prompt_tokens")),
-                        _int(self.usage.get("completion_tokens")), self.model, self.fingerprint,
-                        _float(self.timings.get("predicted_per_second")),
-                        _float(self.timings.get("prompt_ms")), cached)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _kind_of(response: httpx2.Response) -> str:
     content_type = response.headers.get("content-type", "").partition(";")[0].strip()
     return "an HTML page" if content_type == "text/html" else (content_type or "no content type")
-
-
-def _server_message(body: Any, text: str) -> str:
-    """The server's own words about a failure: {"error": {"message"}}, {"error": "…"}, {"message"},
-    {"detail"}, or a short plain-text body; never an HTML page."""
-    said: Any = ""
-    if isinstance(body, dict):
-        error = body.get("error")
-        said = error.get("message") if isinstance(error, dict) else error
-        said = said or body.get("message") or body.get("detail")
-    elif text and "<" not in text[:200]:
-        said = text
-    said = " ".join(str(said or "").split())
-    return said[:300] + "…" if len(said) > 300 else said
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
