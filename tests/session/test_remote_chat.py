@@ -167,3 +167,13 @@ def test_the_local_model_answers_one_chat_while_the_server_answers_another(
         assert stored_thread(store, chat.conversation.id).connection == ""
     finally:
         local.close()
+
+
+def test_a_model_the_server_no_longer_offers_is_said_with_what_it_offers(qtbot, store, llama_server) -> None:
+    ConnectionsFile().put(Connection(name="box", base_url=llama_server.base_url))
+    key_store().set("box", API_KEY)
+    chat = ChatSession(FakeBackend(model=None), store, SamplingSettings(), engines=Engines())
+    with qtbot.waitSignal(chat.error, timeout=TIMEOUT) as failed:
+        chat.choose_engine("box", "llama-3-70b-gone")
+    assert "no longer offers the model llama-3-70b-gone" in failed.args[0]
+    assert llama_server.model_id in failed.args[0]  # what it offers instead
