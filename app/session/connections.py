@@ -15,7 +15,7 @@ from app.core.common.errors import UserFacingError
 from app.core.common.text import plural
 from app.core.remote.connections import Connection, ConnectionsFile
 from app.core.remote.keys import KeyStore, check_key, key_store
-from app.session.tasks import Latest
+from app.session.tasks import Latest, in_thread
 
 log = logging.getLogger(__name__)
 MODELS_SHOWN = 5  # model ids named in a test's result; more are counted, not listed
@@ -33,6 +33,7 @@ class ConnectionsSession(QObject):
     changed = Signal()  # a connection was saved or removed: lists of them read again
     tested = Signal(str, bool, str)  # name, ok, "Found N models: …" or what failed
     error = Signal(str)  # a save or removal that failed, for people
+    key_known = Signal(str, bool)  # a connection's name, whether a key is stored for it (ask_has_key)
 
     def __init__(self, file: ConnectionsFile | None = None, keys: KeyStore | None = None,
                  parent: QObject | None = None) -> None:
@@ -40,6 +41,7 @@ class ConnectionsSession(QObject):
         self.file = file or ConnectionsFile()
         self.keys = keys or key_store()
         self._test = Latest("connection test")
+        self._key_check = Latest("is a key stored")
 
     def connections(self) -> list[Connection]:
         return self.file.load()
@@ -87,18 +89,33 @@ class ConnectionsSession(QObject):
         self.changed.emit()
         return True
 
-    def test(self, connection: Connection, key: str) -> None:
-        """Ask the server for its models; `tested` tells the outcome. A newer test replaces this one."""
-        self._test.start(self._run_test(connection, key))
+    def test(self, connection: Connection, key: str | None, stored_as: str = "") -> None:
+        """Ask the server for its models; `tested` tells the outcome. A newer test replaces this one.
+        key None: the key stored for `stored_as` (read off the GUI thread: a keyring may take a while)."""
+        self._test.start(self._run_test(connection, key, stored_as))
+
+    def ask_has_key(self, name: str) -> None:
+        """Whether a key is stored for `name`: `key_known` answers (read off the GUI thread)."""
+        self._key_check.start(self._has_key(name))
+
+    async def _has_key(self, name: str) -> None:
+        try:
+            stored = await in_thread(self.keys.get, name)
+        except UserFacingError as failure:
+            self.error.emit(failure.message)
+            return
+        self.key_known.emit(name, bool(stored))
 
     def cancel_test(self) -> None:
         """Stop waiting for the server being tested (the dialog closed): no `tested` comes."""
         self._test.cancel()
 
-    async def _run_test(self, connection: Connection, key: str) -> None:
+    async def _run_test(self, connection: Connection, key: str | None, stored_as: str) -> None:
         from app.core.remote.client import OpenAIClient  # httpx2 loads with the first test, not at start
 
         try:
+            if key is None:
+                key = await in_thread(self.keys.get, stored_as) if stored_as else ""
             key = check_key(key)
         except UserFacingError as failure:
             self.tested.emit(connection.name, False, failure.message)

@@ -52,6 +52,7 @@ class ConnectionsDialog(QDialog):
         self._build()
         session.changed.connect(self._reload)
         session.tested.connect(self._tested)
+        session.key_known.connect(self._key_known)
         session.error.connect(lambda message: self._say(message, ok=False))
         self._reload()
         self._new()
@@ -137,7 +138,8 @@ class ConnectionsDialog(QDialog):
         if connection is None:
             return
         self.editing = connection.name
-        self._fill(connection, has_key=bool(self.session.key_for(connection.name)))
+        self._fill(connection, has_key=False)
+        self.session.ask_has_key(connection.name)  # the placeholder says so once the store answers
         self.remove_button.setEnabled(True)
 
     def _fill(self, connection: Connection, has_key: bool) -> None:
@@ -193,9 +195,13 @@ class ConnectionsDialog(QDialog):
         except UserFacingError as error:
             self._say(error.message, ok=False)
             return
-        key = self.key_edit.text() or (self.session.key_for(self.editing) if self.editing else "")
+        typed = self.key_edit.text()
         self._say(f"Testing {connection.host}…")
-        self.session.test(connection, key)
+        self.session.test(connection, typed or None, stored_as=self.editing or "")
+
+    def _key_known(self, name: str, stored: bool) -> None:
+        if name == self.editing:
+            self.key_edit.setPlaceholderText(STORED_KEY if stored else NO_KEY)
 
     def _tested(self, name: str, ok: bool, message: str) -> None:
         self._say(message, ok)
