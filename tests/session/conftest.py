@@ -34,3 +34,22 @@ def backend() -> FakeBackend:
 def chat(qtbot, store, backend) -> ChatSession:
     """A chat session over the scripted backend and the real store, as a window would have it."""
     return ChatSession(backend, store, SamplingSettings())
+
+
+@pytest.fixture(autouse=True)
+def _undo_offers_end_with_their_test(monkeypatch):
+    """A delete's undo offer runs 8 s: its purge must not fire into a later test, after this
+    test's store is closed."""
+    from app.session.conversations import Conversations
+
+    made: list[Conversations] = []
+    original = Conversations.__init__
+
+    def remember(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Conversations, "__init__", remember)
+    yield
+    for conversations in made:
+        conversations._undo_timer.stop()

@@ -177,3 +177,37 @@ def test_a_model_the_server_no_longer_offers_is_said_with_what_it_offers(qtbot, 
         chat.choose_engine("box", "llama-3-70b-gone")
     assert "no longer offers the model llama-3-70b-gone" in failed.args[0]
     assert llama_server.model_id in failed.args[0]  # what it offers instead
+
+
+def long_history(chat: ChatSession, store: ConversationStore) -> None:
+    """Twenty turns of about 150 tokens each: more than the server's 2,048 tokens a slot."""
+    conversation = chat.conversation
+    for i in range(20):
+        conversation.append("user", f"Question {i}: " + "tell me about llamas and alpacas " * 20)
+        conversation.append("assistant", f"Answer {i}: " + "llamas are camelids from the Andes " * 20)
+    store.insert_conversations([conversation])
+
+
+def test_a_chat_longer_than_the_servers_context_follows_the_overflow_policy(
+        qtbot, store, llama_server) -> None:
+    from app.core.chat.context_window import OverflowPolicy
+
+    chat = remote_chat(qtbot, store, llama_server)
+    long_history(chat, store)
+    notices: list[str] = []
+    chat.notice_inserted.connect(lambda _id, text: notices.append(text))
+    with qtbot.waitSignal(chat.answer_finished, timeout=TIMEOUT) as finished:
+        assert chat.send("And vicuñas?")
+    assert finished.args[0].prompt_tokens <= 2048
+    answer = stored_thread(store, chat.conversation.id).thread()[-1]
+    assert answer.generation.dropped_messages > 0 and not answer.incomplete
+    assert notices and "earlier messages from the start" in notices[0]
+
+    chat.overflow_policy = OverflowPolicy.STOP
+    returned: list[str] = []
+    chat.draft_returned.connect(returned.append)
+    with qtbot.waitSignal(chat.error, timeout=TIMEOUT) as refused:
+        assert chat.send("And guanacos?")
+    assert "This conversation needs" in refused.args[0]
+    qtbot.waitUntil(lambda: returned == ["And guanacos?"], timeout=TIMEOUT)  # nothing was kept of it
+    assert stored_thread(store, chat.conversation.id).thread()[-1].text == answer.text

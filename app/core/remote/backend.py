@@ -13,13 +13,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
-from app.core.chat.context_window import OverflowPolicy
+from app.core.chat.context_window import ContextFullError, OverflowPolicy, answer_reserve, fit_messages
 from app.core.chat.reasoning import CLOSE, OPEN
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.backend import Delta, StreamEvent, Waiting
+from app.core.inference.backend import Delta, PromptRead, StreamEvent, Waiting
 from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
 from app.core.remote import sampling_map
 from app.core.remote.client import Finished, OpenAIClient, Piece, RemoteError, Retrying, ServerFacts
@@ -32,9 +33,11 @@ STOP_REASONS = {"stop": "eos", "length": "length", "eos": "eos"}
 class RemoteStream:
     """One answer being written by the server."""
 
-    def __init__(self, backend: RemoteBackend, messages: ChatMessages, sampling: SamplingParams) -> None:
+    def __init__(self, backend: RemoteBackend, messages: ChatMessages, sampling: SamplingParams,
+                 policy: str = OverflowPolicy.DROP_OLDEST) -> None:
         self.backend = backend
         self.sampling = sampling
+        self.policy = OverflowPolicy(policy)
         self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
         self._ended = False
         self._wake: asyncio.Future | None = None
@@ -47,6 +50,7 @@ class RemoteStream:
     async def _pump(self, messages: ChatMessages) -> None:
         try:
             await self.backend.ensure_connected()
+            messages = await self._fit(messages)
         except EngineError as error:
             self._push(error)
             return
@@ -70,6 +74,29 @@ class RemoteStream:
             self._push(EngineError(f"The answer failed: {error}", kind=EngineError.GENERATION_FAILED))
         finally:
             await chat.aclose()
+
+    async def _fit(self, messages: ChatMessages) -> ChatMessages:
+        """The chat as the user's overflow policy sends it when it would not fit the server's
+        context (as the local engine does), said with a PromptRead. Counted once by the server
+        (or estimated); the turns to drop are chosen on the estimate scaled to that count."""
+        n_ctx = self.backend.model.n_ctx if self.backend.model else 0
+        if not n_ctx:  # the server did not say: it decides
+            return messages
+        reserve = answer_reserve(n_ctx, self.sampling.max_tokens)
+        if most_tokens(messages) <= n_ctx - reserve:  # surely fits: no count, no extra request
+            return messages
+        total = await self.backend.count(messages) or estimate_tokens(messages)
+        if total <= n_ctx - reserve:
+            self._push(PromptRead(total, 0))
+            return messages
+        scale = total / max(1, estimate_tokens(messages))
+        try:
+            fit = fit_messages(messages, n_ctx, reserve, lambda m: math.ceil(estimate_tokens(m) * scale),
+                               self.policy)
+        except ContextFullError as error:
+            raise EngineError(error.message, kind=EngineError.CONTEXT_TOO_SMALL) from None
+        self._push(PromptRead(fit.prompt_tokens, fit.dropped))
+        return fit.messages
 
     def _piece(self, piece: Piece) -> None:
         text = ""
@@ -233,11 +260,11 @@ class RemoteBackend:
 
     def stream(self, messages: ChatMessages, sampling: SamplingParams, cache_key: str | None = None,
                continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> RemoteStream:
-        """cache_key and policy are the server's business (its slots keep their own caches; a prompt
-        over its context is refused with its own message)."""
+        """cache_key is the server's business (its slots keep their own caches); policy says what is
+        sent of a chat longer than the server's context."""
         if continue_text:
             messages = [*messages, {"role": "assistant", "content": continue_text}]
-        stream = RemoteStream(self, messages, sampling)
+        stream = RemoteStream(self, messages, sampling, policy)
         self._streams = {s for s in self._streams if not s._ended}
         self._streams.add(stream)
         return stream
@@ -269,6 +296,12 @@ class RemoteBackend:
         self._streams.clear()
         with contextlib.suppress(RuntimeError):  # no loop runs any more: the sockets close with the process
             asyncio.get_running_loop().create_task(self.client.aclose())
+
+
+def most_tokens(messages: ChatMessages) -> int:
+    """More tokens than the chat can be: a byte-level tokenizer makes at most one token of each
+    byte, plus the chat template's framing of each message."""
+    return sum(len(m.get("content", "").encode()) + 16 for m in messages) + 64
 
 
 def estimate_tokens(messages: ChatMessages) -> int:
