@@ -43,7 +43,8 @@ class MainWindow(QMainWindow):
         self.chat_panel = ChatPanel(self.chat, self.model_session)
         panel = self.chat_panel
         self.welcome = panel.welcome
-        self.top_bar = TopBar(self.chat, self.model_session, self.library)
+        self.top_bar = TopBar(self.chat, self.model_session, self.library, engines=w.engines,
+                              connections=w.connections)
         self.model_picker = self.top_bar.picker
         self.chat_view, self.composer = panel.view, panel.composer
         self.context_meter, self.send_button = panel.context_meter, panel.send_button
@@ -55,8 +56,9 @@ class MainWindow(QMainWindow):
         self.conversation_list = ConversationList(self.conversations)
         self.context_meter.set_policy(self.preferences.overflow_policy)
         self.chat.overflow_policy = self.context_meter.current_policy()
-        self.models = ModelActions(self, self.model_session, self.library, self.load_settings_panel)
-        self.status_bar = bar = StatusBar(self.model_session)
+        self.models = ModelActions(self, self.model_session, self.library, self.load_settings_panel,
+                                   connections=w.connections)
+        self.status_bar = bar = StatusBar(self.model_session, chat=self.chat)
         self.setStatusBar(bar)
         self.state_label, self.model_label = bar.state_label, bar.model_label
         self.backend_label, self.speed_label = bar.backend_label, bar.speed_label
@@ -159,6 +161,8 @@ class MainWindow(QMainWindow):
         self._action(model_menu, "&Download models…", models.open_downloads, "Ctrl+D")
         self._action(model_menu, "&Open GGUF file…", models.choose_file, "Ctrl+O")
         self._action(model_menu, "&Unload the model", models.unload)
+        model_menu.addSeparator()
+        self._action(model_menu, "&Connections…", models.open_connections)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", lambda: help_dialogs.show_shortcuts(self))
         self._action(help_menu, "&About Llamadesk", lambda: help_dialogs.show_about(self, self.library))
@@ -199,12 +203,14 @@ class MainWindow(QMainWindow):
             session.error.connect(self.show_error)
         models.failed.connect(self.show_error)
         models.failed.connect(self._on_model_failed)
-        models.unloaded.connect(self.context_meter.show_no_model)
+        models.unloaded.connect(lambda: chat.conversation.connection or self.context_meter.show_no_model())
         models.loaded.connect(self._on_model_loaded)
         models.unloaded.connect(lambda: self.show_info("Model unloaded"))
         self.top_bar.load_requested.connect(self.models.load)
         self.model_picker.download_requested.connect(self.models.open_downloads)
         self.model_picker.manage_requested.connect(self.models.open_manager)
+        self.model_picker.connections_requested.connect(self.models.open_connections)
+        chat.engine_changed.connect(self.sampling_panel.engine_fields.show_engine)  # greys what it ignores
         picker = self.model_picker
         picker.listed.connect(lambda: self.welcome.set_library_size(len(picker.entries)))
         self.welcome.download_requested.connect(self.models.open_downloads)
@@ -293,7 +299,7 @@ class MainWindow(QMainWindow):
         self.chat_panel.recount()
 
     def _on_model_failed(self, _message: str) -> None:
-        if self.model_session.model is None:
+        if self.model_session.model is None and not self.chat.conversation.connection:
             self.context_meter.show_no_model()
 
     def show_error(self, message: str) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QPushButton, QStackedWi
 
 from app.core.chat.context_window import answer_reserve
 from app.core.conversations.conversation import Conversation
+from app.core.inference.types import ModelInfo
 from app.session.chat_session import ChatSession
 from app.session.models import ModelSession
 from app.ui.chat.chat_view import ChatView
@@ -31,7 +32,7 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.chat = chat
         self.view = ChatView()
-        self.welcome = Welcome(models)
+        self.welcome = Welcome(models, chat=chat)
         self.stack = QStackedWidget()  # the welcome page while the chat has no messages, else the chat
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.welcome)
@@ -60,6 +61,7 @@ class ChatPanel(QWidget):
         self.view.link_opened.connect(lambda url: self.info.emit(f"Opened {url} in the browser"))
         chat.generating_changed.connect(self._on_generating_changed)
         chat.context_used.connect(self._show_context)
+        chat.engine_changed.connect(self._on_engine_changed)
         chat.draft_returned.connect(self._return_draft)
         chat.conversation_shown.connect(self.count_timer.start)
         chat.redrawn.connect(self.recount)  # another version shown, a message deleted: count again
@@ -177,7 +179,16 @@ class ChatPanel(QWidget):
         """While typing, the room kept for the answer counts too: that is when a chat gets cut."""
         reserve = 0 if self.chat.generating else answer_reserve(n_ctx, self.chat.sampling.params.max_tokens)
         messages = len(self.chat.conversation.thread()) + bool(self.composer.toPlainText().strip())
-        self.context_meter.show_usage(used, n_ctx, reserve, single_message=messages <= 1)
+        exact = self.chat.model is None or self.chat.model.exact_count  # a server's estimate: "≈"
+        self.context_meter.show_usage(used, n_ctx, reserve, single_message=messages <= 1, exact=exact)
+
+    def _on_engine_changed(self, info: ModelInfo | None) -> None:
+        """Another engine answers the shown chat: its count follows (a remote one once connected)."""
+        if info is None:
+            self.context_meter.show_no_model("Context: connecting…" if self.chat.conversation.connection
+                                             else "Context: no model")
+        else:
+            self.recount()
 
     def _return_draft(self, text: str) -> None:
         """A refused message comes back to the composer, before anything typed since."""

@@ -12,6 +12,8 @@ TIGHT = 0.85  # from this share of the context on, the meter warns
 _CHUNK = {"ok": "#4a90d9", "tight": "#e0a526", "over": "#d9534f"}  # readable on light and dark
 _USAGE_TIP = ("Tokens this chat uses (with what you are typing, or the answer as it streams) of the "
               "model's context length.")
+_ESTIMATE_TIP = _USAGE_TIP + (" “≈”: an estimate (about four characters a token), since the server "
+                              "cannot count them for us.")
 # What each policy does with a chat past its limit (see app/core/chat/context_window.py).
 _WHEN_FULL = {
     OverflowPolicy.STOP: "the next message will be refused. Start a new chat, or choose another "
@@ -84,21 +86,28 @@ class ContextMeter(QWidget):
     def current_policy(self) -> str:
         return self.policy.currentData()
 
-    def show_usage(self, used: int, n_ctx: int, reserve: int = 0, single_message: bool = False) -> None:
+    def show_usage(self, used: int, n_ctx: int, reserve: int = 0, single_message: bool = False,
+                   exact: bool = True) -> None:
         """`reserve`: tokens kept free for the next answer; a chat past n_ctx - reserve is over.
         `single_message`: the chat is one message (besides the system prompt), so no policy can
-        make room by leaving others out: past the limit it is refused."""
+        make room by leaving others out: past the limit it is refused. `exact`: False for an
+        estimate (a server that cannot count for us), shown "≈". n_ctx 0: the limit is not known."""
         self.used, self.n_ctx = used, n_ctx
         self.bar.setRange(0, max(n_ctx, 1))
         self.bar.setValue(min(used, n_ctx))
         share = used / n_ctx if n_ctx else 0.0
-        over = used > n_ctx - reserve
-        text = f"Context: {used:,} / {n_ctx:,} tokens ({share:.0%})"
+        over = bool(n_ctx) and used > n_ctx - reserve
+        about = "" if exact or not used else "≈"  # no text, no tokens: that much is exact
+        if n_ctx:
+            text = f"Context: {about}{used:,} / {n_ctx:,} tokens ({about}{share:.0%})"
+        else:
+            text = f"Context: {about}{_tokens(used)} (limit unknown)"
         if over:
             text += " — too long" if single_message else " — full"
         self.bar.setFormat(text)
         self.status.setText(full_words(reserve, self.current_policy(), single_message) if over else "")
         self.status.setVisible(over)
+        self.bar.setToolTip(_USAGE_TIP if exact else _ESTIMATE_TIP)
         state = "over" if over else "tight" if share >= TIGHT else "ok"
         if self.bar.property("state") != state:
             self.bar.setProperty("state", state)
@@ -112,10 +121,11 @@ class ContextMeter(QWidget):
         """What the meter says: the bar's text and, past the limit, the line under it."""
         return " ".join(t for t in (self.bar.text(), self.status.text()) if t)
 
-    def show_no_model(self) -> None:
+    def show_no_model(self, text: str = "Context: no model") -> None:
+        """Nothing counted: no model, or (text) a remote engine not connected yet."""
         self.used = self.n_ctx = 0
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
-        self.bar.setFormat("Context: no model")
+        self.bar.setFormat(text)
         self.status.setText("")
         self.status.hide()

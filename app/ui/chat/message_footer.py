@@ -1,5 +1,6 @@
 """The line under a message: its versions and Continue (links, so Tab reaches them), and for an answer
-how it was made (model, tokens, speed, first token) or why it ended."""
+how it was made (model, tokens, speed, first token) or why it ended. A remote engine's answer names
+"model-id · connection"; its tooltip says the host and what the server reported."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtGui import QTextCharFormat, QTextCursor
 
 from app.core.common.text import plural as core_plural
 from app.core.conversations.conversation import Message
+from app.ui.chat.engine_label import remote_label
 
 
 def insert_footer(cursor: QTextCursor, message: Message, version: tuple[int, int] | None,
@@ -30,7 +32,12 @@ def insert_footer(cursor: QTextCursor, message: Message, version: tuple[int, int
         parts += 1
     facts = message_footer(message)
     if facts:
-        cursor.insertText("   " * bool(parts) + facts, text)
+        cursor.insertText("   " * bool(parts), text)
+        tip = footer_tooltip(message)
+        facts_format = QTextCharFormat(text)
+        if tip:
+            facts_format.setToolTip(tip)
+        cursor.insertText(facts, facts_format)
 
 
 def message_footer(message: Message) -> str:
@@ -39,7 +46,9 @@ def message_footer(message: Message) -> str:
     parts = []
     record = message.generation
     if record is not None:
-        if record.model_file:
+        if record.connection:
+            parts.append(remote_label(record.model_file or record.server_model, record.connection))
+        elif record.model_file:
             parts.append(Path(record.model_file).stem)
         if record.completion_tokens:
             parts.append(_together(plural(record.completion_tokens, "token")))
@@ -50,6 +59,24 @@ def message_footer(message: Message) -> str:
     if message.incomplete:
         parts.append("stopped" if record and record.stop_reason == "user" else "incomplete")
     return " · ".join(parts)
+
+
+def footer_tooltip(message: Message) -> str:
+    """Where a remote engine's answer came from: the connection and host, the model id and
+    system_fingerprint the server reported, the server's own speed ("" for a local answer)."""
+    record = message.generation
+    if record is None or not record.connection:
+        return ""
+    lines = [f"Answered on {record.connection}" + (f" ({record.server_host})" if record.server_host else "")]
+    chosen, reported = record.model_file, record.server_model
+    if chosen and reported and chosen != reported:  # an alias, or a server that answers with another model
+        lines.append(f"Model chosen: {chosen}")
+    lines.append(f"Model the server reported: {reported}" if reported else f"Model: {chosen}")
+    if record.system_fingerprint:
+        lines.append(f"System fingerprint: {record.system_fingerprint}")
+    if record.server_tokens_per_s:
+        lines.append(f"The server's own speed: {record.server_tokens_per_s:.1f} tok/s")
+    return "\n".join(lines)
 
 
 def message_time(created: float, now: float | None = None) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from app.core.chat.sampling import MAX_STOP_LENGTH, MAX_STOPS, RANGES, SamplingP
 from app.session.chat_defaults import ChatDefaultsSession
 from app.session.sampling import SamplingSettings
 from app.ui.chat.defaults_buttons import DefaultsButtons
+from app.ui.chat.engine_fields import EngineFields
 from app.ui.chat.sampling_rows import (
     MIROSTAT_LABELS,
     SECTIONS,
@@ -87,7 +88,7 @@ class SamplingPanel(QWidget):
         self._presets: list[Preset] = []
         self._shown_stop: tuple[str, ...] | None = None
         self.rows: dict[str, SliderRow] = {}
-        self._captions: dict[str, QLabel] = {}
+        self._parts: dict[str, list[QWidget]] = {}  # each field's caption, editor and note
 
         content = QWidget()
         column = QVBoxLayout(content)
@@ -132,6 +133,7 @@ class SamplingPanel(QWidget):
                 content.findChildren(QComboBox):
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not WheelFocus: see eventFilter
             widget.installEventFilter(self)
+        self.engine_fields = EngineFields(self._parts)  # greys out what the chat's engine ignores
         self._reload_presets()
         settings.changed.connect(self._show)
         self._show(settings.params)
@@ -155,7 +157,7 @@ class SamplingPanel(QWidget):
         caption = QLabel(label)
         caption.setToolTip(widget.toolTip())
         form.addRow(caption, widget)
-        self._captions[name] = caption
+        self._parts[name] = [caption, widget] + ([widget.note] if hasattr(widget, "note") else [])
 
     def _build_presets(self) -> QGroupBox:
         box = QGroupBox("Preset")
@@ -239,9 +241,7 @@ class SamplingPanel(QWidget):
         self.mirostat_combo.setCurrentIndex(self.mirostat_combo.findData(params.mirostat))
         self.mirostat_combo.blockSignals(False)
         for name in ("mirostat_tau", "mirostat_eta"):
-            self.rows[name].setEnabled(params.mirostat != 0)
-            self.rows[name].note.setEnabled(params.mirostat != 0)
-            self._captions[name].setEnabled(params.mirostat != 0)
+            self.engine_fields.enable(name, params.mirostat != 0)
         self.seed_row.set_value(params.seed)
         if params.stop != self._shown_stop:  # keep what the user is typing while other values change
             self._shown_stop = params.stop

@@ -3,12 +3,14 @@ when the open chat was written with another model, and the side panels' toggle.
 
 A chat remembers the file name of the model it last used (Conversation.model). When that model is
 in the library but not the one loaded, a button offers it ("This chat used X — Load"); nothing
-loads by itself, since a big model takes minutes.
+loads by itself, since a big model takes minutes. A chat answered by a remote engine needs no load:
+the picker names its engine, and no hint shows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
@@ -19,6 +21,10 @@ from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.ui.chat.model_picker import ModelPicker
 
+if TYPE_CHECKING:
+    from app.session.connections import ConnectionsSession
+    from app.session.engines import Engines
+
 HINT_MIN_WIDTH = 70  # px: "This chat used X — Load" squeezed on a narrow window
 
 
@@ -26,12 +32,14 @@ class TopBar(QWidget):
     load_requested = Signal(str)  # the path of a model to load (chosen, or the chat's own)
 
     def __init__(self, chat: ChatSession, models: ModelSession, library: LibrarySession,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, engines: Engines | None = None,
+                 connections: ConnectionsSession | None = None) -> None:
+        """engines, connections: the remote engines the picker lists (None: local models only)."""
         super().__init__(parent)
         self.setObjectName("topBar")
         self.chat = chat
         self.list_button = _toggle("Chats", "listToggle")
-        self.picker = ModelPicker(models, library)
+        self.picker = ModelPicker(models, library, chat=chat, engines=engines, connections=connections)
         self.chat_model_button = QPushButton()
         self.chat_model_button.setObjectName("chatModelHint")
         # its text may be long: it shrinks before it widens the window (the tooltip says it whole)
@@ -48,8 +56,8 @@ class TopBar(QWidget):
         row.addWidget(self.side_button)
         self.picker.load_requested.connect(self.load_requested)
         self.chat_model_button.clicked.connect(self._load_chat_model)
-        for signal in (chat.conversation_shown, models.loading, models.loaded, models.failed, models.unloaded,
-                       self.picker.listed):
+        for signal in (chat.conversation_shown, chat.engine_changed, models.loading, models.loaded,
+                       models.failed, models.unloaded, self.picker.listed):
             signal.connect(self.update_hint)
 
     def bind(self, button: QToolButton, action: QAction) -> None:
@@ -60,8 +68,9 @@ class TopBar(QWidget):
         button.clicked.connect(lambda _checked: action.trigger())
 
     def update_hint(self, *_: object) -> None:
-        """Offer the open chat's own model when it is in the library and not the one loaded."""
-        used = self.chat.conversation.model
+        """Offer the open chat's own model when it is in the library and not the one loaded (a remote
+        engine's chat: never)."""
+        used = "" if self.chat.conversation.connection else self.chat.conversation.model
         current = self.picker.current_path
         path = self.picker.path_of(used) if used and (current is None or Path(current).name != used) else None
         self._chat_model_path = path

@@ -1,8 +1,9 @@
 """What an empty chat shows instead of a blank pane (LM Studio, Jan, GPT4All): with a model, a few
 starter prompts that fill the message box; without one, the ways to get one.
 
-It observes the model session; how many models the library holds comes from the picker's scan
-(`set_library_size`). The chat panel shows it exactly while the open chat has no messages.
+It observes the model session and the shown chat's engine (a chat answered by a remote engine has
+a model); how many models the library holds comes from the picker's scan (`set_library_size`). The
+chat panel shows it exactly while the open chat has no messages.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from app.session.chat_session import ChatSession
 from app.session.models import ModelSession
 
 STARTERS = (
@@ -30,10 +32,12 @@ class Welcome(QWidget):
     download_requested = Signal()
     open_file_requested = Signal()
 
-    def __init__(self, models: ModelSession, parent: QWidget | None = None) -> None:
+    def __init__(self, models: ModelSession, parent: QWidget | None = None,
+                 chat: ChatSession | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("welcome")
         self.models = models
+        self.chat = chat
         self._library_size: int | None = None  # not scanned yet
         self._loading = False
         self.heading = QLabel()
@@ -78,6 +82,8 @@ class Welcome(QWidget):
         for signal in (models.loaded, models.failed):
             signal.connect(lambda *_: self._set_loading(False))
         models.unloaded.connect(lambda: self._set_loading(False))
+        if chat is not None:
+            chat.engine_changed.connect(lambda _info: self._update())
         self._update()
 
     def set_library_size(self, count: int) -> None:
@@ -90,7 +96,8 @@ class Welcome(QWidget):
         self._update()
 
     def _update(self) -> None:
-        with_model = self.models.model is not None or self._loading
+        remote = self.chat is not None and bool(self.chat.conversation.connection)
+        with_model = self.models.model is not None or self._loading or remote
         text = WITH_MODEL if with_model else NO_MODELS if self._library_size == 0 else CHOOSE_MODEL
         self.heading.setText(f"<h2>{text}</h2>" if with_model else f"<p>{text}</p>")
         self.starters.setVisible(with_model)

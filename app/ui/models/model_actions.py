@@ -1,6 +1,7 @@
 """The window's model commands: open a file, import (file dialog or drop), load with the model's own
-settings, reload with new ones, unload; the models window and the download dialog; and the Model
-tab (load settings, memory estimate) kept in step with the model as it comes and goes.
+settings, reload with new ones, unload; the models window, the download dialog and the Connections
+dialog (remote engines); and the Model tab (load settings, memory estimate) kept in step with the
+model as it comes and goes.
 
 Load settings belong to a model (ModelLibrary), so loading a model always uses its own and
 changing them in the Model tab saves them for that model. What the user should read goes out as
@@ -28,7 +29,9 @@ from app.ui.models.load_settings_panel import LoadSettingsPanel
 DOWNLOADS = QStandardPaths.StandardLocation.DownloadLocation  # where a model file usually is
 
 if TYPE_CHECKING:  # the dialogs load with their first use (the hub client costs a quarter second)
+    from app.session.connections import ConnectionsSession
     from app.session.download_task import DownloadTask
+    from app.ui.models.connections_dialog import ConnectionsDialog
     from app.ui.models.hub_dialog import HubDialog
     from app.ui.models.models_window import ModelsWindow
 
@@ -39,7 +42,7 @@ class ModelActions(QObject):
     download_started = Signal(object)  # a DownloadTask: the status bar follows it once its dialog closes
 
     def __init__(self, parent: QWidget, models: ModelSession, library: LibrarySession,
-                 settings_panel: LoadSettingsPanel) -> None:
+                 settings_panel: LoadSettingsPanel, connections: ConnectionsSession | None = None) -> None:
         super().__init__(parent)
         self._dialog_parent = parent  # only as the parent of the dialogs this opens
         self.models = models
@@ -47,6 +50,8 @@ class ModelActions(QObject):
         self.settings_panel = settings_panel
         self.manager: ModelsWindow | None = None  # made when first opened
         self.downloads: HubDialog | None = None  # likewise
+        self.connections = connections
+        self.connections_dialog: ConnectionsDialog | None = None  # likewise
         self.download: DownloadTask | None = None  # the latest download: it outlives its dialog
         self._header = Latest("model header")
         models.loaded.connect(self._on_loaded)
@@ -84,6 +89,18 @@ class ModelActions(QObject):
             self.downloads.refresh_paused()
         self.downloads.show()
         self.downloads.raise_()
+
+    def open_connections(self) -> None:
+        """Model ▸ Connections…: the remote servers Llamadesk chats through."""
+        if self.connections is None:
+            return
+        if self.connections_dialog is None:
+            from app.ui.models.connections_dialog import ConnectionsDialog
+
+            self.connections_dialog = ConnectionsDialog(self.connections, self._dialog_parent)
+        self.connections_dialog.show()
+        self.connections_dialog.raise_()
+        self.connections_dialog.activateWindow()
 
     def downloads_in_progress(self) -> list[DownloadTask]:
         """The downloads running now (a quit pauses them: the window asks first)."""

@@ -1,5 +1,6 @@
 """The status bar: what is happening, a download going on (click it for the download dialog), which
-model answers, on what, and how fast it was."""
+model answers the shown chat (the local one, or "model-id · connection" for a remote engine), on
+what, and how fast it was."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton
 from app.core.inference.types import GenerationStats, ModelInfo
 from app.core.models.library_files import human_size
 from app.session.models import ModelSession
+from app.ui.chat.engine_label import remote_label
 
 if TYPE_CHECKING:
     from app.core.models.hub import DownloadProgress
+    from app.session.chat_session import ChatSession
     from app.session.download_task import DownloadTask
 
 
 class StatusBar(QStatusBar):
     downloads_clicked = Signal()  # the download indicator was clicked: show the download dialog
 
-    def __init__(self, models: ModelSession, parent=None) -> None:
+    def __init__(self, models: ModelSession, parent=None, chat: ChatSession | None = None) -> None:
+        """chat: the session whose shown chat's engine is named (None: the local model only)."""
         super().__init__(parent)
         self.state_label = QLabel("Starting…")
         self.download_button = QToolButton()
@@ -38,11 +42,32 @@ class StatusBar(QStatusBar):
         for label in (self.download_button, self.model_label, self.backend_label, self.speed_label):
             self.addPermanentWidget(label)
         self.models = models
+        self.chat = chat
         models.status.connect(self.state_label.setText)
-        models.loading.connect(self._show_loading)
-        models.loaded.connect(self.show_model)
-        models.failed.connect(lambda _message: self.show_model(models.model))
-        models.unloaded.connect(lambda: self.show_model(None))
+        models.loading.connect(lambda path: self._remote() or self._show_loading(path))
+        models.loaded.connect(lambda info: self._remote() or self.show_model(info))
+        models.failed.connect(lambda _message: self._remote() or self.show_model(models.model))
+        models.unloaded.connect(lambda: self._remote() or self.show_model(None))
+        if chat is not None:
+            chat.engine_changed.connect(self.show_engine)
+
+    def _remote(self) -> bool:
+        """The shown chat is answered by a remote engine: the local model's news do not change it."""
+        return self.chat is not None and bool(self.chat.conversation.connection)
+
+    def show_engine(self, info: ModelInfo | None) -> None:
+        """The engine answering the shown chat: a remote one (named before it has connected), else
+        the local model."""
+        conversation = self.chat.conversation if self.chat is not None else None
+        if conversation is None or not conversation.connection:
+            self.show_model(self.models.model)
+            return
+        self.model_label.setText(remote_label(conversation.model, conversation.connection))
+        self.model_label.setToolTip(info.label if info is not None else f"{conversation.model} · "
+                                    f"{conversation.connection} (connecting…)")
+        self.backend_label.setText(info.backend if info is not None else "")
+        self.backend_label.setToolTip(f"{info.backend}, build {info.llama_cpp_version}" if info is not None
+                                      and info.llama_cpp_version else "")
 
     def show_state(self, text: str) -> None:
         self.state_label.setText(text)
