@@ -314,9 +314,6 @@ def _run(model: str | None, self_test: bool, timeout_s: float, closing: _CloseOn
         closed = asyncio.Event()
         qt_app.aboutToQuit.connect(closed.set)
         loop.run_until_complete(closed.wait())
-        # HTTP streams a remote answer left unfinished close here, not in the garbage collector
-        # after the loop is gone (which would print a traceback at exit).
-        loop.run_until_complete(loop.shutdown_asyncgens())
     if instance is not None:
         instance.close()
     from app.session.tasks import wait_for_background_tasks

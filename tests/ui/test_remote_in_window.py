@@ -14,6 +14,7 @@ from PySide6.QtGui import QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 
 from app.core.conversations.conversation import Conversation
+from app.core.conversations.store import ConversationStore
 from app.core.remote.connections import Connection
 from app.ui.chat.context_meter import ContextMeter
 from app.ui.chat.engine_label import remote_label, short_id
@@ -276,3 +277,22 @@ def test_a_chat_answered_by_a_remote_engine_offers_no_load(qtbot, model_path) ->
     label = remote_label(model_path.name, "box")
     assert window.model_picker.currentText() == label and window.model_label.text() == label
     window.close()
+
+
+def test_closing_the_window_mid_remote_answer_keeps_what_came(qtbot, llama_server: LlamaServer) -> None:
+    window = open_window(qtbot)
+    add_connection(qtbot, window, "box", llama_server.base_url, API_KEY)
+    window.sampling.update(max_tokens=0)  # only the close ends it
+    choose(qtbot, window, ("box", llama_server.model_id))
+    assert window.chat.send("Count from one to five hundred, one number per line.")
+    answer = window.chat.conversation.thread()[-1]
+    qtbot.waitUntil(lambda: bool(answer.text), timeout=TIMEOUT)
+    store_path = window.store.path
+    window.close()
+    assert answer.incomplete and answer.text
+    store = ConversationStore(store_path)
+    try:
+        stored = store.load(window.chat.conversation.id).thread()[-1]
+    finally:
+        store.close()
+    assert stored.incomplete and stored.text == answer.text
