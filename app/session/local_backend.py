@@ -8,14 +8,20 @@ itself runs in the engine's own process, driven by the inference thread (inferen
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
 
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.backend import BackendBusy, Delta, PromptProgress, PromptRead, StreamEvent
+from app.core.inference.backend import (
+    BackendBusy,
+    Delta,
+    PromptProgress,
+    PromptRead,
+    QueuedStream,
+    StreamEvent,
+)
 from app.core.inference.types import (
     BuildInfo,
     ChatMessages,
@@ -29,54 +35,17 @@ from app.session.inference_worker import InferenceClient
 log = logging.getLogger(__name__)
 
 
-class LocalStream:
+class LocalStream(QueuedStream):
     """The events of one answer, in order, as the inference thread sent them."""
 
     def __init__(self, request_id: int, stop_engine=None) -> None:
+        super().__init__()
         self.request_id = request_id
         self._stop_engine = stop_engine  # the engine answers one request at a time: it stops this one
-        self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
-        self._ended = False
-        self._wake: asyncio.Future | None = None
-
-    def push(self, event: StreamEvent | EngineError) -> None:
-        self._arrived.append(event)
-        self._ended = self._ended or isinstance(event, GenerationStats | EngineError)
-        self._wake_up()
 
     def stop(self) -> None:
-        if not self._ended and self._stop_engine is not None:
+        if not self.ended and self._stop_engine is not None:
             self._stop_engine()
-
-    def end(self) -> None:
-        """No more events will come (the engine was closed)."""
-        self._ended = True
-        self._wake_up()
-
-    def _wake_up(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-    def take_arrived(self) -> list[StreamEvent]:
-        """What has arrived and was not iterated yet (a failure is left out: the answer simply
-        ends incomplete)."""
-        events = [e for e in self._arrived if not isinstance(e, EngineError)]
-        self._arrived.clear()
-        return events
-
-    async def __aiter__(self):
-        while True:
-            while self._arrived:
-                event = self._arrived.popleft()
-                if isinstance(event, EngineError):
-                    raise event
-                yield event
-                if isinstance(event, GenerationStats):
-                    return
-            if self._ended:
-                return
-            self._wake = asyncio.get_running_loop().create_future()
-            await self._wake
 
 
 class LocalBackend(QObject):

@@ -12,13 +12,15 @@ third (tests/fakes/fake_backend.py).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.types import ChatMessages, GenerationStats, LoadOptions, ModelInfo
+from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,58 @@ class Stream(Protocol):
 
     def stop(self) -> None:
         """End this answer within one token (its stats then say stop_reason "user")."""
+
+
+class QueuedStream:
+    """A Stream whose events are pushed as they arrive (by an engine's thread, an HTTP reader) and
+    iterated on the event loop. It ends with its stats or a failure (raised from the iteration);
+    nothing pushed after that counts."""
+
+    def __init__(self) -> None:
+        self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
+        self._ended = False
+        self._wake: asyncio.Future | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def push(self, event: StreamEvent | EngineError) -> None:
+        if self._ended:
+            return
+        self._arrived.append(event)
+        self._ended = isinstance(event, GenerationStats | EngineError)
+        self._wake_up()
+
+    def end(self) -> None:
+        """No more events will come (the backend was closed)."""
+        self._ended = True
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def take_arrived(self) -> list[StreamEvent]:
+        """What has arrived and was not iterated yet (a failure is left out: the answer simply
+        ends incomplete)."""
+        events = [e for e in self._arrived if not isinstance(e, EngineError)]
+        self._arrived.clear()
+        return events
+
+    async def __aiter__(self):
+        while True:
+            while self._arrived:
+                event = self._arrived.popleft()
+                if isinstance(event, EngineError):
+                    raise event
+                yield event
+                if isinstance(event, GenerationStats):
+                    return
+            if self._ended:
+                return
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
 
 
 class Backend(Protocol):

@@ -10,7 +10,6 @@ the answer exactly as it does a local model's thought.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -20,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from app.core.chat.context_window import ContextFullError, OverflowPolicy, answer_reserve, fit_messages
 from app.core.chat.reasoning import CLOSE, OPEN
 from app.core.chat.sampling import SamplingParams
-from app.core.inference.backend import Delta, PromptRead, StreamEvent, Waiting
+from app.core.inference.backend import Delta, PromptRead, QueuedStream, Waiting
 from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
 from app.core.remote import sampling_map
 from app.core.remote.client import Finished, OpenAIClient, Piece, RemoteError, Retrying, ServerFacts
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 STOP_REASONS = {"stop": "eos", "length": "length", "eos": "eos"}
 
 
-class RemoteStream:
+class RemoteStream(QueuedStream):
     """One answer being written by the server."""
 
     def __init__(self, backend: RemoteBackend, messages: ChatMessages, sampling: SamplingParams,
@@ -38,9 +37,7 @@ class RemoteStream:
         self.backend = backend
         self.sampling = sampling
         self.policy = OverflowPolicy(policy)
-        self._arrived: collections.deque[StreamEvent | EngineError] = collections.deque()
-        self._ended = False
-        self._wake: asyncio.Future | None = None
+        super().__init__()
         self._started = time.monotonic()
         self._first: float | None = None  # when the first text came
         self._pieces = 0  # chunks of text: about one token each, until the server's usage says
@@ -52,7 +49,7 @@ class RemoteStream:
             await self.backend.ensure_connected()
             messages = await self._fit(messages)
         except EngineError as error:
-            self._push(error)
+            self.push(error)
             return
         fields = sampling_map.request_fields(self.sampling, self.backend.kind)
         chat = self.backend.client.chat(self.backend.model_id, messages, fields)
@@ -61,17 +58,17 @@ class RemoteStream:
                 if isinstance(event, Piece):
                     self._piece(event)
                 elif isinstance(event, Retrying):
-                    self._push(Waiting(self.backend.busy_notice(event)))
+                    self.push(Waiting(self.backend.busy_notice(event)))
                 elif isinstance(event, Finished):
                     self._finish(event)
                     return
-            self._push(RemoteError(f"{self.backend.connection.name} ({self.backend.connection.host}) "
+            self.push(RemoteError(f"{self.backend.connection.name} ({self.backend.connection.host}) "
                                    "ended the answer without saying it was complete.", kind=RemoteError.CUT))
         except EngineError as error:
-            self._push(error)
+            self.push(error)
         except Exception as error:  # noqa: BLE001 - a bug must end the answer, not leave it open
             log.exception("the remote answer failed")
-            self._push(EngineError(f"The answer failed: {error}", kind=EngineError.GENERATION_FAILED))
+            self.push(EngineError(f"The answer failed: {error}", kind=EngineError.GENERATION_FAILED))
         finally:
             await chat.aclose()
 
@@ -87,7 +84,7 @@ class RemoteStream:
             return messages
         total = await self.backend.count(messages) or estimate_tokens(messages)
         if total <= n_ctx - reserve:
-            self._push(PromptRead(total, 0))
+            self.push(PromptRead(total, 0))
             return messages
         scale = total / max(1, estimate_tokens(messages))
         try:
@@ -95,7 +92,7 @@ class RemoteStream:
                                self.policy)
         except ContextFullError as error:
             raise EngineError(error.message, kind=EngineError.CONTEXT_TOO_SMALL) from None
-        self._push(PromptRead(fit.prompt_tokens, fit.dropped))
+        self.push(PromptRead(fit.prompt_tokens, fit.dropped))
         return fit.messages
 
     def _piece(self, piece: Piece) -> None:
@@ -109,19 +106,19 @@ class RemoteStream:
         if text:
             self._first = self._first or time.monotonic()
             self._pieces += 1
-            self._push(Delta(text, 1))
+            self.push(Delta(text, 1))
 
     def _finish(self, finished: Finished | None) -> None:
         """The stats of the answer: the server's usage when it sent it, else what was counted here."""
         if self._thinking:
-            self._push(Delta(CLOSE, 0))
+            self.push(Delta(CLOSE, 0))
             self._thinking = False
         now = time.monotonic()
         first = self._first or now
         completion = (finished.completion_tokens if finished and finished.completion_tokens is not None
                       else self._pieces)
         decode_s = now - first
-        self._push(GenerationStats(
+        self.push(GenerationStats(
             prompt_tokens=(finished.prompt_tokens or 0) if finished else 0,
             completion_tokens=completion,
             ttft_s=first - self._started,
@@ -136,45 +133,16 @@ class RemoteStream:
             server_tokens_per_s=(finished.predicted_per_second or 0.0) if finished else 0.0,
         ))
 
-    def _push(self, event: StreamEvent | EngineError) -> None:
-        if self._ended:
-            return
-        self._arrived.append(event)
-        self._ended = isinstance(event, GenerationStats | EngineError)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
     def stop(self) -> None:
         """Close the HTTP stream now; the answer ends with what came, stop_reason "user"."""
-        if not self._ended:
+        if not self.ended:
             self._task.cancel()
             self._finish(None)
 
     def end(self) -> None:
         """The app closes: no more events; what came stays in `take_arrived`."""
         self._task.cancel()
-        self._ended = True
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-    def take_arrived(self) -> list[StreamEvent]:
-        events = [e for e in self._arrived if not isinstance(e, EngineError)]
-        self._arrived.clear()
-        return events
-
-    async def __aiter__(self):
-        while True:
-            while self._arrived:
-                event = self._arrived.popleft()
-                if isinstance(event, EngineError):
-                    raise event
-                yield event
-                if isinstance(event, GenerationStats):
-                    return
-            if self._ended:
-                return
-            self._wake = asyncio.get_running_loop().create_future()
-            await self._wake
+        super().end()
 
 
 class RemoteBackend:
@@ -265,7 +233,7 @@ class RemoteBackend:
         if continue_text:
             messages = [*messages, {"role": "assistant", "content": continue_text}]
         stream = RemoteStream(self, messages, sampling, policy)
-        self._streams = {s for s in self._streams if not s._ended}
+        self._streams = {s for s in self._streams if not s.ended}
         self._streams.add(stream)
         return stream
 
