@@ -48,6 +48,9 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/qt_waits.py
+
+from qt_waits import next_emission  # noqa: E402
 
 TICK_MS = 5
 TARGET_MS = 50.0
@@ -126,30 +129,8 @@ async def scan_folder(window, folder: Path, expected: int) -> None:
 
 # -- waiting while the loop turns -----------------------------------------------------------------
 
-def _signal(signal, failures: list = ()) -> Awaitable[Any]:
-    """A future for the next emission of `signal`; one of `failures` emitting fails it."""
-    future = asyncio.get_event_loop().create_future()
-
-    def done(*args) -> None:
-        if not future.done():
-            future.set_result(args)
-
-    def failed(*args) -> None:
-        if not future.done():
-            future.set_exception(RuntimeError(" ".join(map(str, args))))
-
-    signal.connect(done)
-    for failure in failures:
-        failure.connect(failed)
-
-    async def wait() -> Any:
-        try:
-            return await asyncio.wait_for(future, TIMEOUT_S)
-        finally:
-            signal.disconnect(done)
-            for failure in failures:
-                failure.disconnect(failed)
-    return wait()
+def _signal(signal, failures: list = (), when=lambda *args: True) -> Awaitable[Any]:
+    return next_emission(signal, failures, when, TIMEOUT_S)
 
 
 async def _until(condition: Callable[[], bool]) -> None:

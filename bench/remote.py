@@ -44,6 +44,9 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/qt_waits.py
+
+from qt_waits import next_emission  # noqa: E402
 
 TIMEOUT_S = 600.0  # one answer (or one level's answers); a hang fails the bench instead of stalling it
 TARGET_RATIO = 0.95
@@ -253,30 +256,7 @@ def new_chat(chat, max_tokens: int) -> None:
 # -- waiting while the loop turns -----------------------------------------------------------------
 
 def _signal(signal, failures: list = (), when=lambda *args: True) -> Awaitable[Any]:
-    """A future for the next emission of `signal` whose arguments satisfy `when`; one of `failures`
-    emitting fails it."""
-    future = asyncio.get_event_loop().create_future()
-
-    def done(*args) -> None:
-        if not future.done() and when(*args):
-            future.set_result(args)
-
-    def failed(*args) -> None:
-        if not future.done():
-            future.set_exception(RuntimeError(" ".join(map(str, args))))
-
-    signal.connect(done)
-    for failure in failures:
-        failure.connect(failed)
-
-    async def wait() -> Any:
-        try:
-            return await asyncio.wait_for(future, TIMEOUT_S)
-        finally:
-            signal.disconnect(done)
-            for failure in failures:
-                failure.disconnect(failed)
-    return wait()
+    return next_emission(signal, failures, when, TIMEOUT_S)
 
 
 def _observe_finished(backend, seen: list) -> None:
