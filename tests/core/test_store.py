@@ -24,13 +24,6 @@ from app.core.conversations.store import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "databases"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ConversationStore:
-    s = ConversationStore(tmp_path / "conversations.sqlite3")
-    yield s
-    s.close()
-
-
 def conversation_with_versions() -> Conversation:
     c = Conversation(title="Llamas", system_prompt="Be brief.",
                      sampling=SamplingParams(temperature=0.3, top_k=10, seed=7), model="x.gguf")

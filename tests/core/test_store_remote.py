@@ -8,21 +8,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from app.core.conversations.conversation import Conversation, GenerationRecord
 from app.core.conversations.recovery import recover
 from app.core.conversations.store import ConversationStore
 from app.core.conversations.transcript_json import from_json, to_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "databases"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ConversationStore:
-    s = ConversationStore(tmp_path / "conversations.sqlite3")
-    yield s
-    s.close()
 
 
 def remote_conversation() -> Conversation:

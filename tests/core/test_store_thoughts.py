@@ -6,21 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from app.core.conversations.conversation import Conversation, GenerationRecord, Message
 from app.core.conversations.recovery import recover
 from app.core.conversations.store import AnswerRecorder, ConversationStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "databases"
 THOUGHT = "The user asks about llamas. Camelids live in the Andes."
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ConversationStore:
-    s = ConversationStore(tmp_path / "conversations.sqlite3")
-    yield s
-    s.close()
 
 
 def reasoned_conversation() -> Conversation:
