@@ -213,9 +213,9 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
         if not self._save_fields("The model choice"):
             conversation.connection, conversation.model = before
             return
-        self._engine_shown()
+        self.announce_engine()
 
-    def _engine_shown(self) -> None:
+    def announce_engine(self) -> None:
         """Tell the window which engine answers the shown chat; a remote one is asked what it is
         first (its context size, the sampling fields it takes)."""
         backend = self.backend
@@ -351,7 +351,7 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
         self.conversation_shown.emit(conversation.id)
         if self.generating != was_generating:
             self.generating_changed.emit(self.generating)
-        self._engine_shown()
+        self.announce_engine()
 
     def _save_fields(self, what: str) -> bool:
         """Save the shown conversation's own fields, once it is stored (False: the save failed)."""

@@ -59,9 +59,14 @@ class Workspace(QObject):
         conversations.duplicated.connect(chat.open_conversation)
         conversations.imported.connect(lambda ids: ids and chat.open_conversation(ids[0]))
         conversations.purged.connect(self.keep_only_live_kv)
-        self.connections.changed.connect(self.engines.forget)  # an edited endpoint or key is used from now on
+        self.connections.changed.connect(self._connections_changed)
         self.keep_only_live_kv()  # snapshots of chats deleted since: gone, with their text
         tasks.start(tasks.in_thread(_warm_up_rendering), "warm up the renderer")
+
+    def _connections_changed(self) -> None:
+        """An edited endpoint or key is used from now on: the shown chat's engine is asked again."""
+        self.engines.forget()
+        self.chat.announce_engine()
 
     def keep_only_live_kv(self) -> None:
         """A KV snapshot holds a chat's text: it goes when the chat is purged."""

@@ -211,3 +211,25 @@ def test_a_chat_longer_than_the_servers_context_follows_the_overflow_policy(
     assert "This conversation needs" in refused.args[0]
     qtbot.waitUntil(lambda: returned == ["And guanacos?"], timeout=TIMEOUT)  # nothing was kept of it
     assert stored_thread(store, chat.conversation.id).thread()[-1].text == answer.text
+
+
+def test_editing_the_shown_chats_connection_connects_again_with_the_new_key(
+        qtbot, store, llama_server) -> None:
+    from app.session.workspace import Workspace
+
+    ConnectionsFile().put(Connection(name="box", base_url=llama_server.base_url))
+    key_store().set("box", "wrong-key-987654321")
+    workspace = Workspace(store=store, propose_titles=False)  # its local engine loads nothing
+    chat = workspace.chat
+    try:
+        with qtbot.waitSignal(chat.error, timeout=TIMEOUT):
+            chat.choose_engine("box", llama_server.model_id)  # refused: the wrong key
+        with qtbot.waitSignal(chat.engine_changed, timeout=TIMEOUT,
+                              check_params_cb=lambda info: info is not None and info.connection == "box"):
+            workspace.connections.save(Connection(name="box", base_url=llama_server.base_url), API_KEY,
+                                       replacing="box")
+        with qtbot.waitSignal(chat.answer_finished, timeout=TIMEOUT):
+            assert chat.send("Hello?")
+        assert chat.conversation.thread()[-1].generation.connection == "box"
+    finally:
+        workspace.close()
