@@ -171,9 +171,11 @@ class OpenAIClient:
                         raise self._status_error(response, f"the model “{model}”")
                     else:
                         self._check_stream(response)
+                        # Read to the end of the body, past [DONE]: leaving the loop early would
+                        # leave httpx2's readers half-way, for the garbage collector to close.
                         async for event in httpx2.EventSource(response):
                             if event.data.strip() == "[DONE]":
-                                break
+                                continue
                             for piece in reader.feed(self._chunk(event.data)):
                                 yield piece
             except httpx2.SSEError as exc:

@@ -181,3 +181,25 @@ def test_https_to_llama_server_which_speaks_plain_http_is_a_tls_failure(llama_se
             timeout_s=0.5)
     assert caught.value.kind == RemoteError.TLS and "use an http:// address" in caught.value.message
     assert "handshake" in caught.value.message
+
+
+def test_a_whole_answer_leaves_no_half_read_stream_behind(llama_server):
+    """The client reads each answer's body to its end: nothing of the HTTP stream is left for the
+    garbage collector, which would close it outside the event loop (tracebacks at exit, sockets
+    kept)."""
+    import gc
+    import sys
+
+    left: list[str] = []
+
+    async def answers(client: OpenAIClient) -> None:
+        loop = asyncio.get_running_loop()
+        sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
+                               finalizer=lambda generator: left.append(generator.__qualname__))
+        for _ in range(2):
+            events = await answer(client, llama_server.model_id, HELLO, {"max_tokens": 4})
+            assert isinstance(events[-1], Finished)
+        gc.collect()
+
+    run(llama_server, answers)
+    assert left == []
