@@ -77,7 +77,6 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
                                          system_prompt=defaults.values.system_prompt if defaults else "")
         self._counting = tasks.Latest("count the context")
         self._init_answers()
-        self.target = ("", "")  # (connection, model id) answering new chats; ("", ""): the local engine
         sampling.changed.connect(self._on_sampling_changed)
 
     def backend_for(self, conversation: Conversation) -> Backend:
@@ -204,7 +203,6 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
     def choose_engine(self, connection: str = "", model_id: str = "") -> None:
         """Answer the shown chat, and new ones, with a remote model (connection, model id), or with
         the local engine (no arguments). The conversation remembers it."""
-        self.target = (connection, model_id)
         conversation = self.conversation
         before = conversation.connection, conversation.model
         conversation.connection = connection
@@ -248,11 +246,11 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
         self._show(self._new_chat())
 
     def _new_chat(self) -> Conversation:
-        """From the defaults, answered by the engine chosen last."""
+        """From the defaults, answered by the engine of the chat shown (the one the picker shows)."""
         conversation = new_chat(self.defaults)
-        conversation.connection, remote_model = self.target
-        if conversation.connection:
-            conversation.model = remote_model
+        shown = self.conversation
+        if shown.connection:
+            conversation.connection, conversation.model = shown.connection, shown.model
         return conversation
 
     def open_conversation(self, conversation_id: str, message_id: str | None = None) -> None:

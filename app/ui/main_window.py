@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         chat.retitled.connect(self._show_title)  # the title the model proposed
         chat.answer_finished.connect(self.status_bar.show_speed)
         chat.conversation_shown.connect(listing.select)
+        chat.list_changed.connect(lambda: listing.mark_answering({c.id for c in chat.answering}))
         chat.conversation_shown.connect(self._show_system_prompt)
         chat.conversation_shown.connect(lambda _id: self.banner.hide())  # an error about one chat only
         chat.conversation_shown.connect(lambda _id: self.sampling_panel.clear_hints())

@@ -233,3 +233,16 @@ def test_editing_the_shown_chats_connection_connects_again_with_the_new_key(
         assert chat.conversation.thread()[-1].generation.connection == "box"
     finally:
         workspace.close()
+
+
+def test_a_new_chat_is_answered_by_the_engine_of_the_chat_shown(qtbot, store, llama_server) -> None:
+    chat = remote_chat(qtbot, store, llama_server)
+    with qtbot.waitSignal(chat.answer_finished, timeout=TIMEOUT):
+        assert chat.send("Hi")
+    remote = chat.conversation
+    chat.new_conversation()
+    assert chat.conversation.connection == "box"
+    chat.choose_engine()  # this one: the local engine
+    chat.open_conversation(remote.id)  # an older chat answered remotely
+    chat.new_conversation()
+    assert (chat.conversation.connection, chat.conversation.model) == ("box", llama_server.model_id)

@@ -282,7 +282,7 @@ def test_a_chat_answered_by_a_remote_engine_offers_no_load(qtbot, model_path) ->
 def test_closing_the_window_mid_remote_answer_keeps_what_came(qtbot, llama_server: LlamaServer) -> None:
     window = open_window(qtbot)
     add_connection(qtbot, window, "box", llama_server.base_url, API_KEY)
-    window.sampling.update(max_tokens=0)  # only the close ends it
+    window.sampling.update(max_tokens=0, temperature=0.0, seed=7)  # greedy: it counts on till closed
     choose(qtbot, window, ("box", llama_server.model_id))
     assert window.chat.send("Count from one to five hundred, one number per line.")
     answer = window.chat.conversation.thread()[-1]
@@ -296,3 +296,23 @@ def test_closing_the_window_mid_remote_answer_keeps_what_came(qtbot, llama_serve
     finally:
         store.close()
     assert stored.incomplete and stored.text == answer.text
+
+
+def test_a_chat_answered_in_the_background_is_marked_in_the_list(qtbot, llama_server: LlamaServer) -> None:
+    window = open_window(qtbot)
+    add_connection(qtbot, window, "box", llama_server.base_url, API_KEY)
+    window.sampling.update(max_tokens=0, temperature=0.0, seed=7)  # greedy: it counts on until stopped
+    choose(qtbot, window, ("box", llama_server.model_id))
+    assert window.chat.send("Count from one to five hundred, one number per line.")
+    first = window.chat.conversation
+    qtbot.waitUntil(lambda: bool(first.thread()[-1].text), timeout=TIMEOUT)
+    window.chat.new_conversation()  # the answer goes on in the background
+    listing = window.conversation_list
+    qtbot.waitUntil(lambda: listing.item_for(first.id) is not None, timeout=TIMEOUT)
+    item = listing.item_for(first.id)
+    assert listing.tooltip_for(item).endswith("Being answered…") and not item.icon().isNull()
+    with qtbot.waitSignal(window.chat.answer_finished, timeout=TIMEOUT):
+        window.chat.stop_all()
+    item = listing.item_for(first.id)
+    assert "Being answered" not in listing.tooltip_for(item) and item.icon().isNull()
+    window.close()

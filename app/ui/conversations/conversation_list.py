@@ -14,7 +14,7 @@ import time
 from datetime import date, datetime, timedelta
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeyEvent, QKeySequence
+from PySide6.QtGui import QFont, QIcon, QKeyEvent, QKeySequence, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -103,6 +103,7 @@ class ConversationList(QWidget):
         self._summaries: dict[str, ConversationSummary] = {}
         self._rows: list[tuple[str, str | None, bool]] = []  # shown: (text, id or None, editable)
         self._items: dict[str, QListWidgetItem] = {}  # conversation id -> its row
+        self._answering: set[str] = set()  # chats being answered (a remote answer goes on in the background)
         self._heading_font = heading_font(self.font())
         self.list.setUniformItemSizes(True)  # a relayout of thousands of rows costs no more than one
         self.list.viewport().installEventFilter(self)
@@ -163,6 +164,7 @@ class ConversationList(QWidget):
             item.setFont(self._heading_font)
             return item
         item.setData(ID_ROLE, conversation_id)
+        self._mark(item, conversation_id in self._answering)
         if editable:  # a new chat gets its title with its first message
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         self._items[conversation_id] = item
@@ -179,6 +181,25 @@ class ConversationList(QWidget):
         self.list.blockSignals(True)
         self.list.setCurrentItem(self.item_for(conversation_id))
         self.list.blockSignals(False)
+
+    def mark_answering(self, conversation_ids: set[str]) -> None:
+        """Chats being answered carry a dot, so one answered in the background is seen to be."""
+        for conversation_id in self._answering ^ conversation_ids:
+            if (item := self._items.get(conversation_id)) is not None:
+                self._mark(item, conversation_id in conversation_ids)
+        self._answering = set(conversation_ids)
+
+    def tooltip_for(self, item: QListWidgetItem) -> str:
+        """Its title, how many messages it has (counted when shown), and whether it is being answered."""
+        conversation_id = item.data(ID_ROLE)
+        saved = conversation_id in self._summaries
+        count = self.conversations.message_count(conversation_id) if saved else None
+        counted = "" if count is None else f"\n{plural(count, 'message')}"
+        answering = "\nBeing answered…" if conversation_id in self._answering else ""
+        return f"{item.text()}{counted}{answering}"
+
+    def _mark(self, item: QListWidgetItem, answering: bool) -> None:
+        item.setData(Qt.ItemDataRole.DecorationRole, answering_dot(self.palette()) if answering else None)
 
     def item_for(self, conversation_id: str) -> QListWidgetItem | None:
         return self._items.get(conversation_id)
@@ -202,12 +223,8 @@ class ConversationList(QWidget):
             return True
         if watched is self.list.viewport() and event.type() == QEvent.Type.ToolTip:
             item = self.list.itemAt(event.pos())
-            conversation_id = item.data(ID_ROLE) if item is not None else None
-            if conversation_id:
-                saved = conversation_id in self._summaries
-                count = self.conversations.message_count(conversation_id) if saved else None
-                counted = "" if count is None else f"\n{plural(count, 'message')}"
-                QToolTip.showText(event.globalPos(), f"{item.text()}{counted}", self.list.viewport())
+            if item is not None and item.data(ID_ROLE):
+                QToolTip.showText(event.globalPos(), self.tooltip_for(item), self.list.viewport())
             else:
                 QToolTip.hideText()
             return True
@@ -320,6 +337,19 @@ class _ListWithDeleteKey(QListWidget):
             self.blockSignals(True)
             self.setCurrentItem(current)
             self.blockSignals(False)
+
+
+def answering_dot(palette: QPalette) -> QIcon:
+    """A small dot in the highlight colour."""
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(palette.color(QPalette.ColorRole.Highlight))
+    painter.drawEllipse(3, 3, 6, 6)
+    painter.end()
+    return QIcon(pixmap)
 
 
 def heading_font(font: QFont) -> QFont:
