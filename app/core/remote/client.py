@@ -154,10 +154,10 @@ class OpenAIClient:
         if prefill is not None and (self._facts or await self.facts()).kind == "vllm":
             body |= {"continue_final_message": True, "add_generation_prompt": False}
         self._check_key()
-        attempt = 0
+        attempt, fresh_tried = 0, False
         while True:
             attempt += 1
-            reader, wait = ChunkReader(prefill or None), None
+            reader, wait, status = ChunkReader(prefill or None), None, None
             try:
                 async with self._http.stream("POST", f"{self.connection.base_url}/chat/completions",
                                              json=body) as response:
@@ -182,6 +182,9 @@ class OpenAIClient:
                 raise RemoteError(f"{self._where} sent a malformed event stream "
                                   f"({self._scrub(str(exc))}).", kind=RemoteError.MALFORMED) from None
             except httpx2.HTTPError as exc:
+                if status is None and _stale(exc) and not fresh_tried:  # nothing was answered: try anew
+                    attempt, fresh_tried = attempt - 1, True
+                    continue
                 if reader.finish_reason is None:  # broken after its final chunk: the answer is whole
                     raise self._transport_error(exc, mid_answer=reader.started) from None
             if wait is None:
@@ -208,6 +211,11 @@ class OpenAIClient:
     async def _request(self, method: str, url: str, json: Any = None) -> httpx2.Response:
         self._check_key()
         try:
+            return await self._http.request(method, url, json=json)
+        except httpx2.HTTPError as exc:
+            if not _stale(exc):
+                raise self._transport_error(exc, mid_answer=False) from None
+        try:  # once more, on a new connection
             return await self._http.request(method, url, json=json)
         except httpx2.HTTPError as exc:
             raise self._transport_error(exc, mid_answer=False) from None
@@ -313,6 +321,12 @@ class OpenAIClient:
             return False
         data = loads(response.text) if response.status_code == 200 else None
         return isinstance(data, dict) and "version" in data
+
+
+def _stale(exc: httpx2.HTTPError) -> bool:
+    """The connection failed before any answer, as a kept-alive one does when the server closed it
+    meanwhile (idle, or restarted): the request is sent again once, on a new connection."""
+    return isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError)
 
 
 def _kind_of(response: httpx2.Response) -> str:

@@ -11,7 +11,7 @@ import pytest
 from app.core.remote import client as client_module
 from app.core.remote.client import Finished, OpenAIClient, Piece, RemoteError, Retrying
 from app.core.remote.connections import Connection
-from tests.fixtures.hostile_openai import HostileServer, chunk, json_reply, silent, sse_reply
+from tests.fixtures.hostile_openai import HostileServer, chunk, hang_up, json_reply, silent, sse_reply
 from tests.fixtures.llama_server import free_port
 
 KEY = "sk-hostile-6f2d1a9b"
@@ -221,3 +221,21 @@ def test_usage_and_timings_become_the_finished_record(hostile):
         "timings": {"cache_n": 5, "prompt_ms": 12.5, "predicted_per_second": 88.0}}]))
     events, error = events_of(hostile.base_url)
     assert events[-1] == Finished("stop", 9, 1, "served-as", "b1234", 88.0, 12.5, 5)
+
+
+def test_a_connection_the_server_closed_without_answering_is_tried_once_more(hostile):
+    """A kept-alive connection the server closed meanwhile (idle, or restarted) fails before any
+    answer: the request goes again, once, on a new connection."""
+    hostile.on(CHAT, hang_up(), GOOD).on("/v1/models", hang_up(), json_reply(200, {"data": [{"id": "m"}]}))
+    events, error = events_of(hostile.base_url)
+    assert error is None and text_of(events) == "Hello"
+    assert [r.path for r in hostile.requests] == [CHAT, CHAT]
+    models, error = events_of(hostile.base_url, call=lambda client: client.models())
+    assert error is None and [m.id for m in models[0]] == ["m"]
+
+
+def test_a_server_that_always_hangs_up_is_said_after_one_more_try(hostile):
+    hostile.on(CHAT, hang_up())
+    events, error = events_of(hostile.base_url)
+    assert error.kind == RemoteError.CUT and "closed the connection without answering" in error.message
+    assert len(hostile.requests) == 2 and not events
