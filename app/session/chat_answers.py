@@ -52,13 +52,16 @@ class ChatAnswers:
 
     def stop(self) -> None:
         """Stop the shown conversation's answer within one token."""
-        if (writer := self.writer) is not None and writer.stream is not None:
+        self.stop_answer(self.conversation.id)
+
+    def stop_answer(self, conversation_id: str) -> None:
+        """Stop the answer being written in this conversation, if one is."""
+        if (writer := self._writers.get(conversation_id)) is not None and writer.stream is not None:
             writer.stream.stop()
 
     def stop_all(self) -> None:
-        for writer in list(self._writers.values()):
-            if writer.stream is not None:
-                writer.stream.stop()
+        for conversation_id in list(self._writers):
+            self.stop_answer(conversation_id)
 
     def _stop_unless_side_by_side(self) -> None:
         """Leaving a chat: its local answer stops (the local engine answers one request at a

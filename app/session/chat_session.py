@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.chat.context_window import OverflowPolicy
+from app.core.common.errors import UserFacingError
 from app.core.conversations.conversation import Conversation, Message
 from app.core.conversations.store import AnswerRecorder, ConversationStore, StoreError
 from app.core.inference.backend import Backend
@@ -222,8 +223,7 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
             tasks.start(self._connect(backend), "connect to the remote engine")
 
     async def _connect(self, backend) -> None:
-        from app.core.common.errors import UserFacingError
-
+        """Connect; the window recounts the context once told (engine_changed)."""
         try:
             await backend.ensure_connected()
         except UserFacingError as error:
@@ -232,7 +232,6 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
             return
         if backend is self.backend:
             self.engine_changed.emit(backend.model)
-            self.count_context()
 
     def message_text(self, message_id: str) -> str:
         message = self.conversation.find(message_id)
@@ -282,8 +281,7 @@ class ChatSession(QObject, ChatHistory, ChatAnswers):
     def on_deleted(self, conversation_id: str, next_id: str = "") -> None:
         """A deleted conversation is hidden (undo can bring it back): leave it for `next_id`, the
         one the list shows in its place (a new chat if none)."""
-        if (writer := self._writers.get(conversation_id)) is not None and writer.stream is not None:
-            writer.stream.stop()
+        self.stop_answer(conversation_id)
         if conversation_id == self.conversation.id and next_id:
             self.open_conversation(next_id)
         if conversation_id == self.conversation.id:  # none to show instead, or it could not be read
