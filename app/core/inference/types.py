@@ -24,7 +24,28 @@ class EngineError(UserFacingError):
     LOAD_FAILED = "load_failed"
     GENERATION_FAILED = "generation_failed"
     CRASHED = "crashed"  # the engine's process ended unexpectedly (EngineCrashed)
+    BAD_REQUEST = "bad_request"  # cannot be served as asked: a schema the grammar cannot express, an
+    #                             embedding input longer than its context, a token id not in the vocabulary
     DEFAULT_KIND = GENERATION_FAILED
+
+
+# The KV cache key of API requests: their prompts share one slot that is never snapshotted, so an
+# API request costs no conversation its cache and no API prompt is written to disk.
+API_CACHE_KEY = "api"
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """The shape an answer must have, enforced while sampling by llama.cpp's grammar."""
+
+    kind: str = "text"  # "text" | "json_object" (any JSON object) | "json_schema"
+    schema: str = ""  # kind "json_schema": the JSON schema, as JSON text
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: list[list[float]]  # one per input, in order: mean-pooled, L2-normalised
+    tokens: int  # input tokens read, all inputs together
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ The context holds one conversation's tokens at a time. Switching to another keep
 the current one in memory (fast, within a budget) and brings the other's back from memory or
 disk, so going back to a long chat does not re-read it. Snapshots reach the disk when the engine
 is idle (`save`), never between a request and its first token.
+
+API requests share one key, API_CACHE_KEY, that is never snapshotted: switching to it keeps the
+conversation's cache first (as any switch does), and its own tokens are dropped when another key
+comes, so an API prompt never reaches the disk and never pushes a conversation out of memory.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections import OrderedDict
 
 from app.core.inference.local import llama_adapter
 from app.core.inference.local.kv_cache import KVCacheStore, Snapshot, restore_snapshot, take_snapshot
+from app.core.inference.types import API_CACHE_KEY
 
 log = logging.getLogger(__name__)
 MEMORY_BUDGET = 1024**3  # recent conversations' KV caches kept in RAM besides the disk copy
@@ -39,7 +44,7 @@ class ConversationCaches:
             return
         self.keep_current(llm)
         self._owner = key
-        if key is None:
+        if key is None or key == API_CACHE_KEY:
             return
         snapshot = self._memory.get(key) or self._store.load(key, self.fingerprint)
         fits = snapshot is not None and snapshot.fingerprint == self.fingerprint
@@ -48,7 +53,8 @@ class ConversationCaches:
 
     def keep_current(self, llm: llama_adapter.Llama | None) -> None:
         """A copy of the context's cache in memory (fast); `save` writes it to disk later."""
-        if self._owner and self._changed and llm is not None and llama_adapter.evaluated_count(llm):
+        if self._owner and self._owner != API_CACHE_KEY and self._changed and llm is not None \
+                and llama_adapter.evaluated_count(llm):
             self._memory[self._owner] = take_snapshot(llm, self.fingerprint)
             self._memory.move_to_end(self._owner)
             self._unsaved.add(self._owner)

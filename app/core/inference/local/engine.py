@@ -22,15 +22,20 @@ from app.core.inference.local import devices as backends
 from app.core.inference.local import llama_adapter
 from app.core.inference.local.chat_template import ChatTemplate, TemplateError
 from app.core.inference.local.conversation_caches import ConversationCaches
+from app.core.inference.local.embeddings import Embedder
 from app.core.inference.local.kv_cache import KVCacheStore
 from app.core.inference.local.load_checks import check_fits, checked_header, explain_load_failure, first_line
+from app.core.inference.local.output_format import JsonEnd, grammar_for
 from app.core.inference.local.stop_strings import StopMatcher
 from app.core.inference.types import (  # noqa: F401 - re-exported: the engine's vocabulary
+    API_CACHE_KEY,
     ChatMessages,
+    Embeddings,
     EngineError,
     GenerationStats,
     LoadOptions,
     ModelInfo,
+    OutputFormat,
 )
 from app.core.models.gguf_info import GGUFHeader, split_name
 
@@ -55,6 +60,7 @@ class Engine:
         self._stops: tuple[str, ...] = ()
         self._special = llama_adapter.SpecialTokens("", "", False)
         self._opened_thought = False  # the last prompt ended inside an opened <think>
+        self._embedder: Embedder | None = None  # the embedding context, opened on first use
         self.info: ModelInfo | None = None
 
     @property
@@ -96,6 +102,7 @@ class Engine:
             llm.close()
             raise EngineError(f"{path.name}: {error.message}", kind=EngineError.LOAD_FAILED) from error
         self._llm = llm
+        self._embedder = Embedder(str(path), llm.n_ctx(), options, options.n_threads or default_threads())
         stat = path.stat()
         self._caches.fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
                                    f"{llama_adapter.version()}"
@@ -133,8 +140,10 @@ class Engine:
             self._caches.keep_current(self._llm)
             self._caches.save()
             self._llm.close()
+        if self._embedder is not None:
+            self._embedder.close()
         self._caches.forget_context()
-        self._llm = None
+        self._llm = self._embedder = None
         self._template = None
         self.info = None
 
@@ -160,6 +169,44 @@ class Engine:
         add_bos = self._special.add_bos and not (bos and prompt.startswith(bos))
         return llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
+    def tokenize_text(self, text: str) -> list[int]:
+        """A raw prompt's tokens: special tokens written as text are read as such, and BOS is added
+        when the model wants one and the text does not start with it already."""
+        llm = self._require()
+        bos = self._special.bos_text
+        add_bos = self._special.add_bos and not (bos and text.startswith(bos))
+        return llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def tokenize_prompt(self, prompt: str | list[int]) -> list[int]:
+        """The tokens of a raw prompt (text, or token ids used as they are).
+
+        EngineError BAD_REQUEST for an empty prompt or ids outside the vocabulary; CONTEXT_TOO_SMALL
+        when it leaves no room in the context for an answer."""
+        llm = self._require()
+        tokens = self.tokenize_text(prompt) if isinstance(prompt, str) else self._checked_ids(prompt)
+        if not tokens:
+            raise EngineError("The prompt is empty: there is nothing for the model to continue.",
+                              kind=EngineError.BAD_REQUEST)
+        if len(tokens) >= llm.n_ctx():
+            raise EngineError(f"The prompt is {len(tokens):,} tokens long, but the model was loaded with a "
+                              f"context of {llm.n_ctx():,} tokens, which must also hold the answer. Shorten "
+                              "the prompt or load the model with a longer context.",
+                              kind=EngineError.CONTEXT_TOO_SMALL)
+        return tokens
+
+    def embed(self, inputs: list[str] | list[list[int]]) -> Embeddings:
+        """Mean-pooled, L2-normalised embeddings of texts or token-id lists, one vector per input.
+
+        EngineError BAD_REQUEST for no inputs, an empty one, one longer than the embedding context
+        (min(the loaded context, 2048) tokens) or ids outside the vocabulary."""
+        self._require()
+        assert self._embedder is not None
+        if not inputs:
+            raise EngineError("There is no input to embed.", kind=EngineError.BAD_REQUEST)
+        token_lists = [self.tokenize_text(item) if isinstance(item, str) else self._checked_ids(item)
+                       for item in inputs]
+        return self._embedder.embed(token_lists)
+
     def stream(
         self,
         messages: ChatMessages,
@@ -168,6 +215,9 @@ class Engine:
         cache_key: str | None = None,
         continue_text: str = "",
         on_prompt_progress: Callable[[int, int], None] = lambda done, total: None,
+        *,
+        prompt: str | list[int] | None = None,
+        output_format: OutputFormat | None = None,
     ) -> Iterator[str | GenerationStats]:
         """Yield the answer as text deltas, then one GenerationStats.
 
@@ -175,33 +225,42 @@ class Engine:
         and between batches of a long prompt (`on_prompt_progress(done, total)` reports those).
         The KV cache keeps the evaluated tokens: the next turn re-uses the shared prefix. With a
         `cache_key` (the conversation's id), another conversation's cache is saved first and this
-        one's restored, so switching between long chats does not re-read them.
+        one's restored, so switching between long chats does not re-read them (API_CACHE_KEY's
+        tokens are never kept).
+        `prompt` (text or token ids) replaces the chat: no template and none of its stop strings.
+        `output_format` constrains the answer with a grammar (EngineError BAD_REQUEST if it cannot).
         """
         llm = self._require()
         started = perf_counter()
+        grammar = grammar_for(llm, output_format)
+        if prompt is None:
+            tokens = self.tokenize_chat(messages, continue_text, should_stop)
+            stop_strings, opened_thought = (*self._stops, *sampling.stop), self._opened_thought
+        else:
+            tokens = self.tokenize_prompt(prompt)
+            stop_strings, opened_thought = tuple(sampling.stop), False
         self._caches.switch(llm, cache_key)
-        prompt = self.tokenize_chat(messages, continue_text, should_stop)
-        cached = _common_prefix(llama_adapter.evaluated_tokens(llm), prompt)
-        room = llm.n_ctx() - len(prompt)
+        cached = _common_prefix(llama_adapter.evaluated_tokens(llm), tokens)
+        room = llm.n_ctx() - len(tokens)
         if room <= 0:
-            raise EngineError(f"The conversation is {len(prompt):,} tokens long, but the model was loaded "
+            raise EngineError(f"The conversation is {len(tokens):,} tokens long, but the model was loaded "
                               f"with a context of {llm.n_ctx():,} tokens. Start a new conversation, shorten "
                               "the message, or load the model with a longer context.",
                               kind=EngineError.CONTEXT_TOO_SMALL)
         max_tokens = answer_limit(sampling.max_tokens, room)
-        if not self._read_prompt(llm, prompt, cached, should_stop, on_prompt_progress):
-            yield GenerationStats(len(prompt), 0, 0.0, 0.0, perf_counter() - started, "user",
+        if not self._read_prompt(llm, tokens, cached, should_stop, on_prompt_progress):
+            yield GenerationStats(len(tokens), 0, 0.0, 0.0, perf_counter() - started, "user",
                                   cached_tokens=cached)
             return
-        if self._opened_thought:
+        if opened_thought:
             yield OPEN_THOUGHT + "\n"
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         llm.set_seed(seed)
         # llama.cpp itself treats -1 as 0 (off); "-1 = the whole context" is its CLI's.
         window = llm.n_ctx() if sampling.repeat_last_n < 0 else sampling.repeat_last_n
         llama_adapter.set_penalty_window(llm, window)
-        tokens = llm.generate(
-            prompt,
+        answer = llm.generate(
+            tokens,
             temp=sampling.temperature,
             top_k=sampling.top_k,
             top_p=sampling.top_p,
@@ -213,15 +272,17 @@ class Engine:
             mirostat_mode=sampling.mirostat,
             mirostat_tau=sampling.mirostat_tau,
             mirostat_eta=sampling.mirostat_eta,
+            grammar=grammar,
         )
         self._caches.changed()
         ends_generation, piece = llama_adapter.token_reader(llm)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher((*self._stops, *sampling.stop))  # the template's and the user's
+        stops = StopMatcher(stop_strings)  # the template's (for a chat) and the user's
+        json_end = JsonEnd() if grammar is not None else None
         count, first, last = 0, 0.0, 0.0
         reason = "length" if max_tokens == sampling.max_tokens else "context_full"
         try:
-            for token in tokens:
+            for token in answer:
                 last = perf_counter()
                 if count == 0:
                     first = last
@@ -229,10 +290,12 @@ class Engine:
                     reason = "eos"
                     break
                 count += 1
-                text, hit = stops.feed(decoder.decode(piece(token)))
+                raw = decoder.decode(piece(token))
+                end = json_end.feed(raw) if json_end is not None else None
+                text, hit = stops.feed(raw if end is None else raw[:end])
                 if text:
                     yield text
-                if hit:
+                if hit or end is not None:  # a stop string, or the constrained JSON value is complete
                     reason = "eos"
                     break
                 if count >= max_tokens:
@@ -243,13 +306,13 @@ class Engine:
         except (RuntimeError, ValueError) as error:  # a failed llama_decode
             raise EngineError(f"Generation failed: {error}", kind=EngineError.GENERATION_FAILED) from error
         finally:
-            tokens.close()
+            answer.close()
         text, _ = stops.feed(decoder.decode(b"", final=True), final=True)
         if text:
             yield text
         decode_s = last - first
         yield GenerationStats(
-            prompt_tokens=len(prompt),
+            prompt_tokens=len(tokens),
             completion_tokens=count,
             ttft_s=(first or perf_counter()) - started,
             tokens_per_s=(count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0,
@@ -290,6 +353,15 @@ class Engine:
                               kind=EngineError.GENERATION_FAILED) from error
         on_progress(end - cached, end - cached)
         return True
+
+    def _checked_ids(self, ids: list[int]) -> list[int]:
+        """Token ids as given, once each is known to the vocabulary (others reach llama.cpp's asserts)."""
+        n_vocab = self._require().n_vocab()
+        for token in ids:
+            if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < n_vocab:
+                raise EngineError(f"Token id {token!r} is not in this model's vocabulary (0 to "
+                                  f"{n_vocab - 1:,}).", kind=EngineError.BAD_REQUEST)
+        return list(ids)
 
     def _require(self) -> llama_adapter.Llama:
         if self._llm is None:

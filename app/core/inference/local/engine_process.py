@@ -21,7 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.inference.local.engine_server import serve
-from app.core.inference.types import BuildInfo, ChatMessages, EngineError, LoadOptions, ModelInfo
+from app.core.inference.types import (
+    BuildInfo,
+    ChatMessages,
+    Embeddings,
+    EngineError,
+    LoadOptions,
+    ModelInfo,
+    OutputFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +122,24 @@ class EngineProcess:
         return None
 
     def generate(self, request_id: int, messages: ChatMessages, sampling, cache_key: str | None,
-                 continue_text: str, policy: str) -> Iterator[tuple]:
+                 continue_text: str, policy: str, prompt: str | list[int] | None = None,
+                 output_format: OutputFormat | None = None) -> Iterator[tuple]:
         """Events: ("prompt_ready", tokens, dropped), ("progress", done, total), ("token", text, pieces),
-        then ("finished", GenerationStats). Failures raise EngineError (EngineCrashed)."""
+        then ("finished", GenerationStats). Failures raise EngineError (EngineCrashed).
+        With `prompt` (text or token ids) the chat is not used: see Engine.stream."""
+        if isinstance(prompt, list):
+            prompt = list(prompt)
         for event in self._call("generate", request_id, list(messages), sampling, cache_key, continue_text,
-                                policy):
+                                policy, prompt, output_format):
             if event[0] != "done":
                 yield event
+
+    def embed(self, inputs: list[str] | list[list[int]]) -> Embeddings:
+        """One mean-pooled, L2-normalised vector per input (see Engine.embed)."""
+        for event in self._call("embed", list(inputs)):
+            if event[0] == "embedded":
+                return event[1]
+        raise AssertionError("unreachable")
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Ask the process to save its KV snapshots and end; end it if it does not in time."""
@@ -171,7 +190,7 @@ class EngineProcess:
                 if event[0] == "error":
                     raise EngineError(event[2], kind=event[1])
                 yield event
-                if event[0] in ("loaded", "unloaded", "counted", "info", "build", "kept", "done"):
+                if event[0] in ("loaded", "unloaded", "counted", "info", "build", "kept", "embedded", "done"):
                     return
         except (EOFError, OSError) as error:
             raise self._crash_error(command[0]) from error
@@ -191,7 +210,7 @@ class EngineProcess:
         how = _exit_description(code)
         last = last_log_line(self.log_path)
         what = {"load": "loading the model", "generate": "writing the answer",
-                "count": "counting tokens"}.get(doing, "working")
+                "count": "counting tokens", "embed": "making embeddings"}.get(doing, "working")
         message = f"The model's process stopped unexpectedly while {what} ({how})."
         if last:
             message += f" llama.cpp said: {last}"

@@ -15,7 +15,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.core.inference.types import BuildInfo, ChatMessages, EngineError, GenerationStats, LoadOptions
+from app.core.inference.types import (
+    BuildInfo,
+    ChatMessages,
+    EngineError,
+    GenerationStats,
+    LoadOptions,
+    OutputFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +130,12 @@ class _Handler:
         n = len(self.engine.tokenize_chat(messages)) if self.engine.is_loaded else None
         self.send("counted", n)
 
+    def embed(self, inputs: list[str] | list[list[int]]) -> None:
+        self.send("embedded", self.engine.embed(inputs))
+
     def generate(self, request_id: int, messages: ChatMessages, sampling, cache_key: str | None,
-                 continue_text: str, policy: str) -> None:
+                 continue_text: str, policy: str, prompt: str | list[int] | None = None,
+                 output_format: OutputFormat | None = None) -> None:
         from app.core.inference.local.chat_template import TemplateError
 
         def should_stop() -> bool:
@@ -136,10 +147,14 @@ class _Handler:
             if should_stop():  # stopped while it waited
                 self.send("finished", GenerationStats(0, 0, 0.0, 0.0, 0.0, "user"))
             else:
-                messages = self._fit(messages, sampling, continue_text, policy, should_stop)
+                if prompt is None:
+                    messages = self._fit(messages, sampling, continue_text, policy, should_stop)
+                else:  # a raw prompt is read whole or refused (too long: CONTEXT_TOO_SMALL)
+                    self.send("prompt_ready", len(self.engine.tokenize_prompt(prompt)), 0)
                 stream = self.engine.stream(messages, sampling, should_stop, cache_key, continue_text,
                                             on_prompt_progress=lambda done, total: self.send("progress", done,
-                                                                                            total))
+                                                                                            total),
+                                            prompt=prompt, output_format=output_format)
                 for event in stream:
                     if isinstance(event, str):
                         pending.append(event)

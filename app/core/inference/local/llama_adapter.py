@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from app.core.inference.types import LoadOptions
 
@@ -132,6 +133,39 @@ def open_model(path: str, n_ctx: int, options: LoadOptions, n_threads: int) -> L
                            use_mlock=options.use_mlock, type_k=kv_type, type_v=kv_type, verbose=False)
 
 
+def open_embedder(path: str, n_ctx: int, options: LoadOptions, n_threads: int) -> Llama:
+    """A second Llama on the same file for embeddings: mean-pooled, one sequence per decode.
+
+    Always memory-mapped, so the weights are shared with the loaded model instead of read twice.
+    """
+    return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                           n_gpu_layers=options.n_gpu_layers, n_threads=n_threads, n_threads_batch=n_threads,
+                           embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True,
+                           verbose=False)
+
+
+def embed_tokens(llm: Llama, tokens: list[int]) -> list[float]:
+    """The mean-pooled, L2-normalised embedding of one token sequence (at most llm.n_ctx() tokens).
+
+    Llama.embed takes text only; this is its batch/decode loop for token ids. RuntimeError when
+    llama_decode fails."""
+    ctx, batch = llm._ctx, llm._batch
+    ctx.kv_cache_clear()
+    batch.reset()
+    batch.add_sequence(tokens, 0, True)
+    try:
+        ctx.decode(batch)
+        pointer = llama_cpp.llama_get_embeddings_seq(ctx.ctx, 0)
+        if not pointer:
+            raise RuntimeError("llama.cpp returned no embedding for the sequence")
+        vector = np.ctypeslib.as_array(pointer, shape=(llm.n_embd(),)).astype(np.float64)
+    finally:
+        batch.reset()
+        ctx.kv_cache_clear()
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).tolist()
+
+
 @dataclass(frozen=True)
 class SpecialTokens:
     bos_text: str  # "" when the model has no BOS token
@@ -152,6 +186,27 @@ def token_reader(llm: Llama) -> tuple[Callable[[int], bool], Callable[[int], byt
     model = llm._model
     vocab, is_eog = model.vocab, llama_cpp.llama_vocab_is_eog
     return (lambda token: bool(is_eog(vocab, token))), (lambda token: model.detokenize([token]))
+
+
+# -- grammars (constrained output) ----------------------------------------------------------------
+
+JSON_OBJECT_GBNF = JSON_GBNF  # llama.cpp's grammars/json.gbnf: any JSON object
+
+
+def json_schema_gbnf(schema: str) -> str:
+    """llama.cpp's JSON-schema-to-GBNF converter (llama-cpp-python's copy). Raises on a schema it
+    cannot express (ValueError, KeyError, TypeError... the converter's own)."""
+    return json_schema_to_gbnf(schema)
+
+
+def grammar(llm: Llama, gbnf: str) -> LlamaGrammar | None:
+    """A grammar for Llama.generate; None when llama.cpp cannot parse it (passing such a grammar
+    to generate would add a null sampler to the chain)."""
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, gbnf.encode("utf-8"), b"root")
+    if not sampler:
+        return None
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(gbnf)
 
 
 def set_penalty_window(llm: Llama, n: int) -> None:
