@@ -17,7 +17,14 @@ from app import paths
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
 from app.core.inference.local.engine_process import STOP_GRACE_S, EngineCrashed, EngineProcess
-from app.core.inference.types import ChatMessages, EngineError, GenerationStats, LoadOptions, ModelInfo
+from app.core.inference.types import (
+    ChatMessages,
+    EngineError,
+    GenerationStats,
+    LoadOptions,
+    ModelInfo,
+    OutputFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ class InferenceWorker(QObject):
     prompt_progress = Signal(int, int, int)  # request id, prompt tokens read, of total (long prompts)
     counted = Signal(int, int)  # count id, tokens (-1: no model to count with)
     described = Signal(int, object)  # request id, BuildInfo (None: the engine could not say)
+    embedded = Signal(int, object)  # request id, Embeddings (or the EngineError that stopped them)
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,15 +149,18 @@ class InferenceWorker(QObject):
             build = None
         self.described.emit(request_id, build)
 
-    @Slot(int, object, object, object, str, str)
+    @Slot(int, object, object, object, str, str, object, object)
     def generate(self, request_id: int, messages: ChatMessages, sampling: SamplingParams,
                  cache_key: str | None = None, continue_text: str = "",
-                 policy: str = OverflowPolicy.DROP_OLDEST) -> None:
+                 policy: str = OverflowPolicy.DROP_OLDEST, prompt: str | list[int] | None = None,
+                 output_format: OutputFormat | None = None) -> None:
+        """Always ends with `finished` or `failed` for this request: the local backend sends the
+        next request only then."""
         prompt_tokens = completion_tokens = 0
         try:
             self._ensure_model()
             for event in self.process.generate(request_id, messages, sampling, cache_key, continue_text,
-                                               policy):
+                                               policy, prompt=prompt, output_format=output_format):
                 kind = event[0]
                 if kind == "token":
                     completion_tokens += event[2]
@@ -169,6 +180,22 @@ class InferenceWorker(QObject):
                 self.failed.emit(request_id, error.kind, error.message)
         except EngineError as error:
             self.failed.emit(request_id, error.kind, error.message)
+        except Exception as error:  # a bug here must not leave the queue waiting for ever
+            log.exception("generating failed")
+            self.failed.emit(request_id, EngineError.GENERATION_FAILED, f"The answer failed: {error}")
+
+    @Slot(int, object)
+    def embed(self, request_id: int, inputs: list[str] | list[list[int]]) -> None:
+        """Always answered, with the vectors or the EngineError that stopped them."""
+        try:
+            self._ensure_model()
+            answer: object = self.process.embed(inputs)
+        except EngineError as error:
+            answer = error
+        except Exception as error:  # a bug here must not leave the caller waiting for ever
+            log.exception("embedding failed")
+            answer = EngineError(f"The embeddings failed: {error}", kind=EngineError.GENERATION_FAILED)
+        self.embedded.emit(request_id, answer)
 
     @Slot()
     def shutdown(self) -> None:
@@ -180,7 +207,8 @@ class InferenceClient(QObject):
     """The GUI thread's handle on the inference thread: starts it, sends it work, stops it."""
 
     _load = Signal(str, object)
-    _generate = Signal(int, object, object, object, str, str)
+    _generate = Signal(int, object, object, object, str, str, object, object)
+    _embed = Signal(int, object)
     _count = Signal(int, object)
     _describe = Signal(int)
     _unload = Signal()
@@ -197,6 +225,7 @@ class InferenceClient(QObject):
         self._generate.connect(self.worker.generate)
         self._count.connect(self.worker.count)
         self._describe.connect(self.worker.describe)
+        self._embed.connect(self.worker.embed)
         self._unload.connect(self.worker.unload)
         self._keep_kv.connect(self.worker.keep_kv)
         self._shutdown.connect(self.worker.shutdown)
@@ -220,18 +249,22 @@ class InferenceClient(QObject):
 
     def generate(self, messages: ChatMessages, sampling: SamplingParams,
                  cache_key: str | None = None, continue_text: str = "",
-                 policy: str = OverflowPolicy.DROP_OLDEST) -> int | None:
+                 policy: str = OverflowPolicy.DROP_OLDEST, prompt: str | list[int] | None = None,
+                 output_format: OutputFormat | None = None) -> int | None:
         """Queue an answer; returns its request id, or None (refused) while one still runs.
 
         cache_key names the conversation, whose KV cache the engine keeps apart from others'.
         continue_text: the start of the answer, already written, for the model to carry on.
         policy: what to leave out when the chat does not fit the context (an OverflowPolicy).
+        prompt: the whole prompt as text or token ids, read without the chat template (an API
+        completion); output_format: the shape the answer must have (JSON), enforced while sampling.
         """
         if self.busy:
             return None
         self._last_id += 1
         self._unfinished.add(self._last_id)
-        self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text, str(policy))
+        self._generate.emit(self._last_id, list(messages), sampling, cache_key, continue_text, str(policy),
+                            prompt, output_format)
         return self._last_id
 
     def unload(self) -> None:
@@ -255,10 +288,19 @@ class InferenceClient(QObject):
         self._describe.emit(self._last_count)
         return self._last_count
 
-    def stop(self) -> None:
-        """Stop the running answer within one token; if the engine is stuck (in C code), its
-        process is ended after STOP_GRACE_S and the answer so far is kept."""
+    def embed(self, inputs: list[str] | list[list[int]]) -> int:
+        """Queue embeddings of the inputs (after any answer still running); `worker.embedded`
+        answers with the id returned."""
+        self._last_count += 1
+        self._embed.emit(self._last_count, list(inputs))
+        return self._last_count
+
+    def stop(self, request_id: int | None = None) -> None:
+        """Stop the running answer (or only this request) within one token; if the engine is stuck
+        (in C code), its process is ended after STOP_GRACE_S and the answer so far is kept."""
         for running in self._unfinished - self._stopped:
+            if request_id is not None and running != request_id:
+                continue
             self._stopped.add(running)
             self.worker.request_stop(running)
 

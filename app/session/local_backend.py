@@ -3,12 +3,20 @@
 It turns the inference thread's queued signals into per-answer streams that a chat session
 iterates on the qasync loop, and keeps what the session needs to know about the model. The model
 itself runs in the engine's own process, driven by the inference thread (inference_worker.py).
+
+The one engine serves the window and the API server (app/session/server.py). Requests reach the
+inference thread one at a time: when one ends, the next is sent: the window's answer first, then
+API requests in the order they came. So a client of the API can never starve the window: at
+most the API request already running delays it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
 
@@ -20,55 +28,82 @@ from app.core.inference.backend import (
     PromptProgress,
     PromptRead,
     QueuedStream,
+    QueueFull,
     StreamEvent,
+    Waiting,
 )
 from app.core.inference.types import (
+    API_CACHE_KEY,
     BuildInfo,
     ChatMessages,
+    Embeddings,
     EngineError,
     GenerationStats,
     LoadOptions,
     ModelInfo,
+    OutputFormat,
 )
 from app.session.inference_worker import InferenceClient
 
 log = logging.getLogger(__name__)
 
+WAITING_FOR_API = "The model is finishing a request from the API server; your answer starts after it."
+MODEL_CHANGED = "The model was changed in Llamadesk; send the request again."
+NO_MODEL = "No model is loaded in Llamadesk: load one there, then send the request again."
+CLOSING = "Llamadesk is closing; the request was not answered."
+STOPPED_WHILE_WAITING = GenerationStats(0, 0, 0.0, 0.0, 0.0, "user")
+
 
 class LocalStream(QueuedStream):
-    """The events of one answer, in order, as the inference thread sent them."""
+    """The events of one answer, in order, as the inference thread sent them. It may wait for
+    the engine first (request_id None until it is sent)."""
 
-    def __init__(self, request_id: int, stop_engine=None) -> None:
+    def __init__(self, call: dict, api: bool, stop: Callable[[LocalStream], None]) -> None:
         super().__init__()
-        self.request_id = request_id
-        self._stop_engine = stop_engine  # the engine answers one request at a time: it stops this one
+        self.request_id: int | None = None
+        self.api = api  # asked by the API server (else by the window)
+        self.stopped = False  # asked to stop while it runs: it ends within one token
+        self.model_changed = False  # stopped by a model change: it ends with MODEL_CHANGED
+        self.sent_at = 0.0
+        self._call = call  # InferenceClient.generate's arguments
+        self._stop = stop
 
     def stop(self) -> None:
-        if not self.ended and self._stop_engine is not None:
-            self._stop_engine()
+        if not self.ended:
+            self._stop(self)
 
 
 class LocalBackend(QObject):
-    """llama.cpp on this machine: load, unload, stream, count, stop."""
+    """llama.cpp on this machine: load, unload, stream (the window), serve (the API), count, stop."""
 
     loading = Signal(str)  # model path
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str, str, object)  # kind, message, the ModelInfo still loaded (or None)
     unloaded = Signal()
+    queue_changed = Signal()  # api_running or api_waiting changed
 
     def __init__(self, client: InferenceClient | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client or InferenceClient(self)
+        self.api_queue_limit = 32  # API requests that may wait; more are refused with QueueFull
         self._model: ModelInfo | None = None
         self._loading = False
+        self._closed = False
+        self._running: LocalStream | None = None  # sent to the inference thread, not ended yet
+        self._window_waiting: LocalStream | None = None
+        self._api_waiting: collections.deque[LocalStream] = collections.deque()
+        self._api_seconds = 5.0  # how long an API request takes, roughly (for Retry-After)
+        self._queue_seen = (False, 0)
         self._streams: dict[int, LocalStream] = {}
         self._counts: dict[int, asyncio.Future] = {}
+        self._embeds: dict[int, asyncio.Future] = {}
         worker = self.client.worker
         worker.loading.connect(self._on_loading)
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
         worker.unloaded.connect(self._on_unloaded)
-        # Bound methods of this QObject, so the worker's signals arrive queued in the GUI thread.
+        # Bound methods of this QObject, so the worker's signals arrive queued in the GUI thread
+        # (after InferenceClient's own handlers, connected first).
         worker.prompt_ready.connect(self._on_prompt_ready)
         worker.prompt_progress.connect(self._on_prompt_progress)
         worker.token.connect(self._on_token)
@@ -76,6 +111,7 @@ class LocalBackend(QObject):
         worker.failed.connect(self._on_failed)
         worker.counted.connect(self._on_counted)
         worker.described.connect(self._on_counted)
+        worker.embedded.connect(self._on_embedded)
 
     @property
     def model(self) -> ModelInfo | None:
@@ -83,17 +119,33 @@ class LocalBackend(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.client.busy
+        """A window answer runs (not asked to stop) or waits; API requests never make it busy."""
+        running = self._running
+        return (running is not None and not running.api and not running.stopped) or (
+            self._window_waiting is not None)
 
     @property
     def is_loading(self) -> bool:
         return self._loading
 
+    @property
+    def api_running(self) -> bool:
+        return self._running is not None and self._running.api
+
+    @property
+    def api_waiting(self) -> int:
+        return len(self._api_waiting)
+
     def load(self, path: str, options: LoadOptions) -> None:
+        """Load a model (after the answer running now); API requests end: they asked another model."""
         self._loading = True
+        self._end_api_requests()
         self.client.load(path, options)
 
     def unload(self) -> None:
+        """Stop every answer and free the model."""
+        self._end_api_requests()
+        self.stop()
         self.client.unload()
 
     def keep_kv(self, conversation_ids: set[str]) -> None:
@@ -101,14 +153,49 @@ class LocalBackend(QObject):
 
     def stream(self, messages: ChatMessages, sampling: SamplingParams, cache_key: str | None = None,
                continue_text: str = "", policy: str = OverflowPolicy.DROP_OLDEST) -> LocalStream:
-        request = self.client.generate(messages, sampling, cache_key, continue_text, policy)
-        if request is None:
+        """The window's answer: sent now when the engine is free, else next (before any waiting
+        API request); BackendBusy while another window answer runs or waits."""
+        if self.busy:
             raise BackendBusy("an answer is still running: check `busy` before asking for another")
-        stream = self._streams[request] = LocalStream(request, self.client.stop)
+        call = {"messages": messages, "sampling": sampling, "cache_key": cache_key,
+                "continue_text": continue_text, "policy": policy}
+        stream = LocalStream(call, api=False, stop=self._stop_stream)
+        if self.api_running:
+            stream.push(Waiting(WAITING_FOR_API))
+        self._window_waiting = stream
+        self._send_next()
+        return stream
+
+    def serve(self, messages: ChatMessages, sampling: SamplingParams, *,
+              prompt: str | list[int] | None = None,
+              output_format: OutputFormat | None = None) -> LocalStream:
+        """An API request: it runs after the window's answers and the API requests before it.
+
+        Raises QueueFull when api_queue_limit requests already wait, EngineError (NOT_LOADED)
+        without a model; asked while a model loads, it runs after the load.
+        """
+        if self._model is None and not self._loading:
+            raise EngineError(NO_MODEL, kind=EngineError.NOT_LOADED)
+        must_wait = self._running is not None or self._window_waiting is not None or self._api_waiting
+        if must_wait and len(self._api_waiting) >= self.api_queue_limit:
+            retry = round(self._api_seconds * (len(self._api_waiting) + 1))
+            raise QueueFull(f"{len(self._api_waiting)} requests already wait for the model: send this one "
+                            f"again in about {max(1, retry)} s.", retry_after_s=retry)
+        call = {"messages": messages, "sampling": sampling, "cache_key": API_CACHE_KEY, "prompt": prompt,
+                "output_format": output_format}
+        stream = LocalStream(call, api=True, stop=self._stop_stream)
+        self._api_waiting.append(stream)
+        self._send_next()
+        self._note_queue()
         return stream
 
     def stop(self) -> None:
-        self.client.stop()
+        """Stop the window's answers (running or waiting). API requests go on: the API server
+        stops its own (each stream's stop()), and a model change ends them (load, unload)."""
+        if self._window_waiting is not None:
+            self._stop_stream(self._window_waiting)
+        if self._running is not None and not self._running.api:
+            self._stop_stream(self._running)
 
     async def count(self, messages: ChatMessages) -> int | None:
         count_id = self.client.count(messages)
@@ -129,14 +216,101 @@ class LocalBackend(QObject):
         finally:
             self._counts.pop(request, None)
 
+    async def embed(self, inputs: list[str] | list[list[int]]) -> Embeddings:
+        """Embeddings of the inputs, made after the answer running now (not behind waiting
+        requests: they are quick). Raises EngineError."""
+        if self._model is None and not self._loading:
+            raise EngineError(NO_MODEL, kind=EngineError.NOT_LOADED)
+        request = self.client.embed(inputs)
+        future = self._embeds[request] = asyncio.get_running_loop().create_future()
+        try:
+            answer = await future
+        finally:
+            self._embeds.pop(request, None)
+        if isinstance(answer, EngineError):
+            raise answer
+        return answer
+
     def close(self) -> None:
         """End the engine; what the worker sent before it ended is delivered to the streams,
-        which then end."""
+        which then end (waiting ones too)."""
+        self._closed = True
         self.client.shutdown()
         QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
-        for stream in self._streams.values():
+        waiting = [self._window_waiting, *self._api_waiting]
+        for stream in [*self._streams.values(), *(s for s in waiting if s is not None)]:
             stream.end()
         self._streams.clear()
+        self._running, self._window_waiting = None, None
+        self._api_waiting.clear()
+        for future in self._embeds.values():
+            if not future.done():
+                future.set_exception(EngineError(CLOSING, kind=EngineError.NOT_LOADED))
+        self._note_queue()
+
+    # -- the queue ----------------------------------------------------------------------------------
+
+    def _send_next(self) -> None:
+        """When nothing runs: send the window's waiting answer, else the oldest API request."""
+        if self._running is not None or self._closed:
+            return
+        if self._window_waiting is not None:
+            stream, self._window_waiting = self._window_waiting, None
+        elif self._api_waiting:
+            stream = self._api_waiting.popleft()
+        else:
+            return
+        request = self.client.generate(**stream._call)
+        if request is None:  # something sent to the client directly still runs: next time
+            log.warning("the inference thread is busy with a request sent around the queue")
+            if stream.api:
+                self._api_waiting.appendleft(stream)
+            else:
+                self._window_waiting = stream
+            return
+        stream.request_id, stream.sent_at = request, time.monotonic()
+        self._running = self._streams[request] = stream
+        self._note_queue()
+
+    def _stop_stream(self, stream: LocalStream) -> None:
+        """A waiting stream leaves the queue and ends at once; a running one ends within one token."""
+        if stream is self._window_waiting:
+            self._window_waiting = None
+            stream.push(STOPPED_WHILE_WAITING)
+        elif stream in self._api_waiting:
+            self._api_waiting.remove(stream)
+            stream.push(STOPPED_WHILE_WAITING)
+            self._note_queue()
+        elif stream.request_id is not None and not stream.stopped:
+            stream.stopped = True
+            self.client.stop(stream.request_id)
+
+    def _end_api_requests(self) -> None:
+        """A model change: waiting API requests end, the running one stops (both say why)."""
+        while self._api_waiting:
+            self._api_waiting.popleft().push(EngineError(MODEL_CHANGED, kind=EngineError.NOT_LOADED))
+        running = self._running
+        if running is not None and running.api:
+            running.model_changed = True
+            self._stop_stream(running)
+        self._note_queue()
+
+    def _ended(self, request: int) -> None:
+        stream = self._streams.pop(request, None)
+        if stream is not None and stream is self._running:
+            self._running = None
+            if stream.api and not stream.stopped:
+                self._api_seconds = 0.7 * self._api_seconds + 0.3 * (time.monotonic() - stream.sent_at)
+        self._send_next()
+        self._note_queue()
+
+    def _note_queue(self) -> None:
+        now = (self.api_running, self.api_waiting)
+        if now != self._queue_seen:
+            self._queue_seen = now
+            self.queue_changed.emit()
+
+    # -- the inference thread's signals -------------------------------------------------------------
 
     def _on_prompt_ready(self, request: int, tokens: int, dropped: int) -> None:
         self._push(request, PromptRead(tokens, dropped))
@@ -148,22 +322,30 @@ class LocalBackend(QObject):
         self._push(request, Delta(text, tokens))
 
     def _on_finished(self, request: int, stats: GenerationStats) -> None:
-        self._push(request, stats)
+        stream = self._streams.get(request)
+        if stream is not None and stream.model_changed and stats.stop_reason == "user":
+            self._push(request, EngineError(MODEL_CHANGED, kind=EngineError.NOT_LOADED))
+        else:
+            self._push(request, stats)
+        self._ended(request)
 
     def _on_failed(self, request: int, kind: str, message: str) -> None:
         self._push(request, EngineError(message, kind=kind))
+        self._ended(request)
 
     def _push(self, request: int, event: StreamEvent | EngineError) -> None:
         stream = self._streams.get(request)
-        if stream is None:
-            return
-        stream.push(event)
-        if isinstance(event, GenerationStats | EngineError):
-            del self._streams[request]
+        if stream is not None:
+            stream.push(event)
 
     def _on_counted(self, request: int, answer: object) -> None:
         """A count (tokens) or a build description: both answer a future by their request id."""
         future = self._counts.get(request)
+        if future is not None and not future.done():
+            future.set_result(answer)
+
+    def _on_embedded(self, request: int, answer: object) -> None:
+        future = self._embeds.get(request)
         if future is not None and not future.done():
             future.set_result(answer)
 

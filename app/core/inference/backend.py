@@ -61,6 +61,16 @@ class BackendBusy(Exception):
     """An answer still runs: `stream` refuses another (check `busy` first)."""
 
 
+class QueueFull(Exception):
+    """Too many API requests already wait for the model: the caller may send this one again after
+    about retry_after_s seconds (the API server answers 503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
 class Stream(Protocol):
     """One answer being written: iterate it on the event loop; `take_arrived` hands over, without
     waiting, what has arrived so far (used when the app closes mid-answer)."""
