@@ -1,0 +1,1 @@
+"""The local OpenAI-compatible API server (no Qt): settings, request parsing, the guard, aiohttp app."""
