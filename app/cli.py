@@ -1,5 +1,5 @@
 """Sub-commands for scripts and terminal users: conversations, export, import, models, connections,
-ask, doctor.
+ask, serve, doctor.
 
 Output is stable: scripts rely on it. Exit codes: 0 success, 1 bad input or failure (with a
 one-line message on stderr), 2 wrong usage (argparse), 141 the reader of stdout went away
@@ -57,6 +57,9 @@ def add_commands(subparsers) -> None:
     from app import cli_ask
 
     cli_ask.add_parser(subparsers)
+    from app import cli_serve
+
+    cli_serve.add_parser(subparsers)
     doctor = subparsers.add_parser("doctor", help="check the database, KV snapshots and settings files")
     doctor.add_argument("--recover", action="store_true",
                         help="copy what a damaged database still holds into a new one (keeps the old)")
@@ -88,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
         from app import cli_ask
 
         return cli_ask.run(args)
+    if args.command == "serve":
+        from app import cli_serve
+
+        return cli_serve.run(args)
     if args.command == "doctor":
         from app import doctor
 

@@ -21,6 +21,7 @@ from app.session.local_backend import LocalBackend
 from app.session.model_library import LibrarySession
 from app.session.models import ModelSession
 from app.session.sampling import SamplingSettings
+from app.session.server import ApiServer
 
 log = logging.getLogger(__name__)
 PROPOSE_TITLES = True  # the model titles a chat after its first answer (tests of other things turn it off)
@@ -60,6 +61,11 @@ class Workspace(QObject):
         conversations.imported.connect(lambda ids: ids and chat.open_conversation(ids[0]))
         conversations.purged.connect(self.keep_only_live_kv)
         self.connections.changed.connect(self._connections_changed)
+        # The loaded model served to other programs (View ▸ Server): its answers queue behind the window's.
+        self.server = ApiServer(self.backend, self.library, lambda: self.defaults.values.sampling,
+                                parent=self)
+        if self.server.settings.start_with_app:
+            self.server.start()
         self.keep_only_live_kv()  # snapshots of chats deleted since: gone, with their text
         tasks.start(tasks.in_thread(_warm_up_rendering), "warm up the renderer")
 
@@ -79,6 +85,7 @@ class Workspace(QObject):
         """Before the window goes: deleted chats are purged (their KV snapshots with them, so
         before the engine ends), then the backend ends, keeping what arrived of an answer."""
         self.conversations.purge_deleted()
+        self.server.close()
         self.chat.shutdown()
 
 
