@@ -20,6 +20,7 @@ from app.ui.conversations.conversation_list import ConversationList
 from app.ui.conversations.undo_bar import UndoBar
 from app.ui.models.load_settings_panel import LoadSettingsPanel
 from app.ui.models.model_actions import ModelActions
+from app.ui.server.server_panel import show_server_panel
 from app.ui.shell import help_dialogs
 from app.ui.shell.banner import Banner
 from app.ui.shell.main_splitter import MainSplitter
@@ -58,7 +59,7 @@ class MainWindow(QMainWindow):
         self.chat.overflow_policy = self.context_meter.current_policy()
         self.models = ModelActions(self, self.model_session, self.library, self.load_settings_panel,
                                    connections=w.connections)
-        self.status_bar = bar = StatusBar(self.model_session, chat=self.chat)
+        self.status_bar = bar = StatusBar(self.model_session, chat=self.chat, server=w.server)
         self.setStatusBar(bar)
         self.state_label, self.model_label = bar.state_label, bar.model_label
         self.backend_label, self.speed_label = bar.backend_label, bar.speed_label
@@ -194,6 +195,8 @@ class MainWindow(QMainWindow):
             action.setChecked(True)
             self.top_bar.bind(button, action)
         self.splitter.side_shown.connect(self.show_side_action.setChecked)  # also when folded for room
+        view_menu.addSeparator()
+        self.server_action = self._action(view_menu, "Se&rver…", self.open_server_panel, "Ctrl+Shift+S")
 
     def _connect(self) -> None:
         chat, conversations, models, listing = self.chat, self.conversations, self.model_session, \
@@ -217,6 +220,7 @@ class MainWindow(QMainWindow):
         self.welcome.open_file_requested.connect(self.models.choose_file)
         self.models.download_started.connect(self.status_bar.show_download)
         self.status_bar.downloads_clicked.connect(self.models.open_downloads)
+        self.status_bar.server_clicked.connect(self.open_server_panel)
         chat.conversation_shown.connect(self._show_title)
         conversations.changed.connect(self._show_title)  # a first message's title, a rename
         chat.retitled.connect(self._show_title)  # the title the model proposed
@@ -308,6 +312,10 @@ class MainWindow(QMainWindow):
 
     def show_info(self, message: str) -> None:
         self.status_bar.show_state(message)
+
+    def open_server_panel(self) -> None:
+        """View ▸ Server…: the API server's panel (one per window, not modal)."""
+        show_server_panel(self, self.workspace.server)
 
     def focus_search(self) -> None:
         self.conversation_list.search_box.setFocus()

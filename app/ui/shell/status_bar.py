@@ -1,11 +1,12 @@
 """The status bar: what is happening, a download going on (click it for the download dialog), which
 model answers the shown chat (the local one, or "model-id · connection" for a remote engine), on
-what, and how fast it was."""
+what, and how fast it was; "API :7433" while the API server runs (click it for the server panel)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton
@@ -19,13 +20,17 @@ if TYPE_CHECKING:
     from app.core.models.hub import DownloadProgress
     from app.session.chat_session import ChatSession
     from app.session.download_task import DownloadTask
+    from app.session.server import ApiServer
 
 
 class StatusBar(QStatusBar):
     downloads_clicked = Signal()  # the download indicator was clicked: show the download dialog
+    server_clicked = Signal()  # the API server's indicator was clicked: show the server panel
 
-    def __init__(self, models: ModelSession, parent=None, chat: ChatSession | None = None) -> None:
-        """chat: the session whose shown chat's engine is named (None: the local model only)."""
+    def __init__(self, models: ModelSession, parent=None, chat: ChatSession | None = None,
+                 server: ApiServer | None = None) -> None:
+        """chat: the session whose shown chat's engine is named (None: the local model only);
+        server: the API server whose address shows while it runs."""
         super().__init__(parent)
         self.state_label = QLabel("Starting…")
         self.download_button = QToolButton()
@@ -35,11 +40,17 @@ class StatusBar(QStatusBar):
         self.download_button.hide()
         self.download_button.clicked.connect(self.downloads_clicked)
         self._download: DownloadTask | None = None
+        self.server_button = QToolButton()
+        self.server_button.setObjectName("serverIndicator")
+        self.server_button.setAutoRaise(True)
+        self.server_button.hide()
+        self.server_button.clicked.connect(self.server_clicked)
         self.model_label = QLabel("No model")
         self.backend_label = QLabel("")
         self.speed_label = QLabel("")
         self.addWidget(self.state_label, 1)
-        for label in (self.download_button, self.model_label, self.backend_label, self.speed_label):
+        for label in (self.download_button, self.server_button, self.model_label, self.backend_label,
+                      self.speed_label):
             self.addPermanentWidget(label)
         self.models = models
         self.chat = chat
@@ -50,6 +61,11 @@ class StatusBar(QStatusBar):
         models.unloaded.connect(lambda: self._remote() or self.show_model(None))
         if chat is not None:
             chat.engine_changed.connect(self.show_engine)
+        self.server = server
+        if server is not None:
+            server.state_changed.connect(self.show_server)
+            server.queue_changed.connect(self.show_server)
+            self.show_server()
 
     def _remote(self) -> bool:
         """The shown chat is answered by a remote engine: the local model's news do not change it."""
@@ -68,6 +84,21 @@ class StatusBar(QStatusBar):
         self.backend_label.setText(info.backend if info is not None else "")
         self.backend_label.setToolTip(f"{info.backend}, build {info.llama_cpp_version}" if info is not None
                                       and info.llama_cpp_version else "")
+
+    def show_server(self) -> None:
+        """"API :7433" while the API server runs; its address and queue in the tooltip."""
+        server = self.server
+        if server is None or not server.running:
+            self.server_button.hide()
+            return
+        waiting = server.api_waiting
+        self.server_button.setText(f"API :{urlsplit(server.url).port}")
+        self.server_button.setToolTip(f"The API server runs at {server.url}\n"
+                                      f"{waiting} request{'' if waiting == 1 else 's'} waiting"
+                                      f"{' · 1 answering' if server.api_running else ''}\n"
+                                      "Click for View ▸ Server")
+        self.server_button.setAccessibleName(f"API server running at {server.url}")
+        self.server_button.show()
 
     def show_state(self, text: str) -> None:
         self.state_label.setText(text)
