@@ -192,6 +192,28 @@ def test_port_origins_and_start_with_the_app_are_saved(qtbot, panel: ServerPanel
     assert server.settings.start_with_app and load_settings().start_with_app
 
 
+def test_a_host_name_listed_in_the_panel_is_answered_and_others_not(qtbot, panel: ServerPanel, pool) -> None:
+    """DNS rebinding: a request sent to a name the user did not list is refused, a listed one answered."""
+    server = panel.server
+    assert "DNS rebinding" in panel.hosts_field.toolTip()
+    server.apply(dataclasses.replace(server.settings, port=0))
+    panel.hosts_field.setText("mybox.local, ")
+    panel.hosts_field.editingFinished.emit()
+    assert server.settings.allowed_hosts == load_settings().allowed_hosts == ("mybox.local",)
+    assert panel.hosts_field.text() == "mybox.local"
+    press_start_or_stop(qtbot, panel)
+    assert server.running, server.error
+    url = f"http://127.0.0.1:{server.port}/health"
+
+    def status(host: str) -> int:
+        answer = wait(qtbot, pool.submit(lambda: httpx2.get(url, headers={"Host": host}, timeout=30)))
+        return answer.status_code
+
+    assert status(f"mybox.local:{server.port}") == 200
+    assert status(f"rebound.example:{server.port}") == 403
+    press_start_or_stop(qtbot, panel)
+
+
 def test_a_start_that_fails_says_why_in_the_error_colour(qtbot, panel: ServerPanel) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

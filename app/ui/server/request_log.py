@@ -62,10 +62,11 @@ class RequestLog(QTableWidget):
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() + 6)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COLUMNS.index("Path"), QHeaderView.ResizeMode.Stretch)
-        model = COLUMNS.index("Model")  # model file names run long: cut, the whole name in the tooltip
-        header.setSectionResizeMode(model, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(model, self.fontMetrics().horizontalAdvance("M") * 12)
+        path = COLUMNS.index("Path")  # /v1/chat/completions fits; longer paths are cut
+        header.setSectionResizeMode(path, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(path, self.fontMetrics().horizontalAdvance("/v1/chat/completions") + 16)
+        # Model file names run long: the model takes the room left (the whole name in the tooltip).
+        header.setSectionResizeMode(COLUMNS.index("Model"), QHeaderView.ResizeMode.Stretch)
         self.at_end = True  # follow new rows, unless the reader scrolled up
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._remember_position)

@@ -45,13 +45,17 @@ NETWORK_TEXT = "Other devices on the network (all addresses)"
 ORIGINS_TIP = ("Web pages a browser may let call the server, comma-separated, as scheme://host:port "
                "(http://localhost:3000). No web page can call the server unless it is listed here. "
                "Programs outside a browser (scripts, editors) are not affected.")
+HOSTS_TIP = ("Other names this computer is reached by (mybox.local, a reverse proxy's name), "
+             "comma-separated. Requests sent to any other name are refused, so that a web page cannot "
+             "reach the server by pointing a domain of its own at this computer (DNS rebinding). "
+             "127.0.0.1, localhost and the address it listens on are always allowed.")
 NO_KEY_TEXT = "None. Only needed when other devices can connect."
 KEY_UNUSED_TEXT = "Set. Used when other devices can connect; this computer's programs need none."
 KEY_USED_TEXT = "Set. Clients send it as 'Authorization: Bearer …'."
 
 
 def split_origins(text: str) -> tuple[str, ...]:
-    """The origins typed in one line, comma-separated (ServerSettings checks each one)."""
+    """Origins or host names typed in one line, comma-separated (ServerSettings checks each one)."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
@@ -143,6 +147,12 @@ class ServerPanel(QDialog):
         self.origins_field.setAccessibleName("Allowed origins for browser pages")
         self.origins_field.setToolTip(ORIGINS_TIP)
         self.origins_field.editingFinished.connect(self._origins_edited)
+        self.hosts_field = QLineEdit()
+        self.hosts_field.setObjectName("serverHosts")
+        self.hosts_field.setPlaceholderText("none besides localhost and this computer's address")
+        self.hosts_field.setAccessibleName("Allowed host names")
+        self.hosts_field.setToolTip(HOSTS_TIP)
+        self.hosts_field.editingFinished.connect(self._hosts_edited)
         self.problem_label = QLabel("")
         self.problem_label.setObjectName("serverSettingsProblem")
         self.problem_label.setWordWrap(True)
@@ -158,6 +168,7 @@ class ServerPanel(QDialog):
         form.addRow("API key", key_row)
         form.addRow("", self.key_box)
         form.addRow("Browser pages (CORS)", self.origins_field)
+        form.addRow("Host names", self.hosts_field)
         form.addRow("", self.start_with_app_box)
         form.addRow("", self.problem_label)
 
@@ -221,6 +232,8 @@ class ServerPanel(QDialog):
                                     else NETWORK_TEXT)
         if not self.origins_field.hasFocus() and self.problem_label.isHidden():  # keep what was refused
             self.origins_field.setText(", ".join(settings.allowed_origins))
+        if not self.hosts_field.hasFocus() and self.problem_label.isHidden():
+            self.hosts_field.setText(", ".join(settings.allowed_hosts))
         for widget in quiet:
             widget.blockSignals(False)
         self._show_key_state()
@@ -308,6 +321,10 @@ class ServerPanel(QDialog):
     def _origins_edited(self) -> None:
         if self._apply(allowed_origins=split_origins(self.origins_field.text())):
             self.origins_field.setText(", ".join(self.server.settings.allowed_origins))  # as checked
+
+    def _hosts_edited(self) -> None:
+        if self._apply(allowed_hosts=split_origins(self.hosts_field.text())):
+            self.hosts_field.setText(", ".join(self.server.settings.allowed_hosts))  # as checked
 
     def done(self, result: int) -> None:
         """Closing forgets a key still shown: it is shown once."""
