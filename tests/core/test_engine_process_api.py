@@ -54,3 +54,23 @@ def test_embeddings_cross_the_pipe_and_bad_inputs_arrive_as_bad_requests(process
         process.embed([[10**9]])
     assert caught.value.kind == EngineError.BAD_REQUEST
     assert process.embed(["and it still answers"]).tokens > 0
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "maxLength": 20000},  # llama.cpp's grammar parser overflowed its stack on this
+    {"type": "string", "pattern": "^a{0,20000}$"},
+    {"type": "object", "properties": {f"p{i}": {"type": "string", "maxLength": 1000} for i in range(40)}},
+])
+def test_a_schema_whose_grammar_would_crash_llama_cpp_is_refused_and_the_engine_lives_on(
+        process: EngineProcess, schema: dict) -> None:
+    started = process.restarts
+    with pytest.raises(EngineError) as caught:
+        list(process.generate(3, [{"role": "user", "content": "x"}], GREEDY.replace(max_tokens=4),
+                              API_CACHE_KEY, "", "stop",
+                              output_format=OutputFormat("json_schema", json.dumps(schema))))
+    assert caught.value.kind == EngineError.BAD_REQUEST, caught.value.message
+    bounded = {"type": "string", "maxLength": 1000}  # what the grammar can repeat is still served
+    events = list(process.generate(4, [{"role": "user", "content": "x"}], GREEDY.replace(max_tokens=4),
+                                   API_CACHE_KEY, "", "stop", output_format=OutputFormat("json_schema",
+                                                                                         json.dumps(bounded))))
+    assert events[-1][0] == "finished" and process.restarts == started

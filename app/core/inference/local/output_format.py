@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from typing import Any
 
 from app.core.inference.local import llama_adapter
 from app.core.inference.types import EngineError, OutputFormat
 
 log = logging.getLogger(__name__)
 KINDS = ("text", "json_object", "json_schema")
+# A schema's counts become repetitions in the grammar, one nested rule each: past a few thousand,
+# llama.cpp's grammar parser overflows its stack and the engine's process dies (SIGSEGV). A request
+# must never be able to do that, so counts and the grammar's size are bounded here.
+MAX_REPETITION = 1000
+MAX_GRAMMAR_BYTES = 64 * 1024
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_PATTERN_COUNT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 
 
 def grammar_for(llm: llama_adapter.Llama,
@@ -45,14 +54,41 @@ def _schema_gbnf(schema: str) -> str:
     if not isinstance(parsed, dict):
         raise EngineError("The JSON schema must be a JSON object, such as {\"type\": \"object\", ...}.",
                           kind=EngineError.BAD_REQUEST)
+    _check_counts(parsed)
     try:
-        return llama_adapter.json_schema_gbnf(schema)
+        gbnf = llama_adapter.json_schema_gbnf(schema)
     except Exception as error:  # noqa: BLE001 - the converter raises many kinds; all mean "cannot express"
         log.info("JSON schema not converted: %r", error)
         why = str(error) or type(error).__name__
         raise EngineError(f"This JSON schema cannot be turned into a grammar for the model ({why}). "
                           "Simplify it: external $refs and some keywords are not supported.",
                           kind=EngineError.BAD_REQUEST) from error
+    if len(gbnf.encode("utf-8")) > MAX_GRAMMAR_BYTES:
+        raise EngineError(f"This JSON schema makes a grammar larger than the model can follow "
+                          f"({len(gbnf):,} characters; at most {MAX_GRAMMAR_BYTES:,}). Simplify it: fewer "
+                          "properties, smaller counts.", kind=EngineError.BAD_REQUEST)
+    return gbnf
+
+
+def _check_counts(node: Any, depth: int = 0) -> None:
+    """EngineError(BAD_REQUEST) for a count (maxLength, maxItems, a pattern's {n,m}, …) over
+    MAX_REPETITION anywhere in the schema, or a schema nested absurdly deep."""
+    if depth > 64:
+        raise EngineError("The JSON schema is nested too deeply.", kind=EngineError.BAD_REQUEST)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _COUNTS and isinstance(value, int | float) and value > MAX_REPETITION:
+                raise EngineError(f"“{key}”: {value:g} in the JSON schema is more than the grammar can "
+                                  f"repeat (at most {MAX_REPETITION:,}).", kind=EngineError.BAD_REQUEST)
+            if key == "pattern" and isinstance(value, str):
+                for low, high in _PATTERN_COUNT.findall(value):
+                    if max(int(low), int(high or 0)) > MAX_REPETITION:
+                        raise EngineError(f"The pattern {value[:80]!r} repeats more than the grammar can (at "
+                                          f"most {MAX_REPETITION:,} times).", kind=EngineError.BAD_REQUEST)
+            _check_counts(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _check_counts(value, depth + 1)
 
 
 class JsonEnd:
