@@ -73,6 +73,33 @@ class LocalStream(QueuedStream):
             self._stop(self)
 
 
+class EmbeddingJob:
+    """An API request for embeddings, queued like an answer (the engine makes them between two
+    answers); its future gets the Embeddings or the EngineError."""
+
+    api = True
+    stopped = model_changed = False
+
+    def __init__(self, inputs: list[str] | list[list[int]], future: asyncio.Future) -> None:
+        self.inputs = inputs
+        self.future = future
+        self.request_id: int | None = None
+        self.sent_at = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.future.done()
+
+    def push(self, event: object) -> None:
+        """Ended while it waited: a model change (its EngineError) or a stop (its client left)."""
+        if not self.future.done():
+            self.future.set_exception(event if isinstance(event, EngineError)
+                                      else EngineError("Stopped.", kind=EngineError.NOT_LOADED))
+
+    def end(self) -> None:
+        self.push(EngineError(CLOSING, kind=EngineError.NOT_LOADED))
+
+
 class LocalBackend(QObject):
     """llama.cpp on this machine: load, unload, stream (the window), serve (the API), count, stop."""
 
@@ -89,14 +116,14 @@ class LocalBackend(QObject):
         self._model: ModelInfo | None = None
         self._loading = False
         self._closed = False
-        self._running: LocalStream | None = None  # sent to the inference thread, not ended yet
+        self._running: LocalStream | EmbeddingJob | None = None  # sent to the inference thread, not ended
         self._window_waiting: LocalStream | None = None
-        self._api_waiting: collections.deque[LocalStream] = collections.deque()
+        self._api_waiting: collections.deque[LocalStream | EmbeddingJob] = collections.deque()
         self._api_seconds = 5.0  # how long an API request takes, roughly (for Retry-After)
         self._queue_seen = (False, 0)
         self._streams: dict[int, LocalStream] = {}
         self._counts: dict[int, asyncio.Future] = {}
-        self._embeds: dict[int, asyncio.Future] = {}
+        self._embeds: dict[int, EmbeddingJob] = {}
         worker = self.client.worker
         worker.loading.connect(self._on_loading)
         worker.loaded.connect(self._on_loaded)
@@ -174,13 +201,7 @@ class LocalBackend(QObject):
         Raises QueueFull when api_queue_limit requests already wait, EngineError (NOT_LOADED)
         without a model; asked while a model loads, it runs after the load.
         """
-        if self._model is None and not self._loading:
-            raise EngineError(NO_MODEL, kind=EngineError.NOT_LOADED)
-        must_wait = self._running is not None or self._window_waiting is not None or self._api_waiting
-        if must_wait and len(self._api_waiting) >= self.api_queue_limit:
-            retry = round(self._api_seconds * (len(self._api_waiting) + 1))
-            raise QueueFull(f"{len(self._api_waiting)} requests already wait for the model: send this one "
-                            f"again in about {max(1, retry)} s.", retry_after_s=retry)
+        self._check_room()
         call = {"messages": messages, "sampling": sampling, "cache_key": API_CACHE_KEY, "prompt": prompt,
                 "output_format": output_format}
         stream = LocalStream(call, api=True, stop=self._stop_stream)
@@ -188,6 +209,16 @@ class LocalBackend(QObject):
         self._send_next()
         self._note_queue()
         return stream
+
+    def _check_room(self) -> None:
+        """EngineError without a model (none loading); QueueFull when the API queue is full."""
+        if self._model is None and not self._loading:
+            raise EngineError(NO_MODEL, kind=EngineError.NOT_LOADED)
+        must_wait = self._running is not None or self._window_waiting is not None or self._api_waiting
+        if must_wait and len(self._api_waiting) >= self.api_queue_limit:
+            retry = round(self._api_seconds * (len(self._api_waiting) + 1))
+            raise QueueFull(f"{len(self._api_waiting)} requests already wait for the model: send this one "
+                            f"again in about {max(1, retry)} s.", retry_after_s=retry)
 
     def stop(self) -> None:
         """Stop the window's answers (running or waiting). API requests go on: the API server
@@ -217,16 +248,21 @@ class LocalBackend(QObject):
             self._counts.pop(request, None)
 
     async def embed(self, inputs: list[str] | list[list[int]]) -> Embeddings:
-        """Embeddings of the inputs, made after the answer running now (not behind waiting
-        requests: they are quick). Raises EngineError."""
-        if self._model is None and not self._loading:
-            raise EngineError(NO_MODEL, kind=EngineError.NOT_LOADED)
-        request = self.client.embed(inputs)
-        future = self._embeds[request] = asyncio.get_running_loop().create_future()
+        """Embeddings of the inputs: an API request, queued like serve()'s (nothing else reaches
+        the engine while they are made). Raises EngineError, QueueFull; cancelled while it waits
+        (its client left), it leaves the queue."""
+        self._check_room()
+        job = EmbeddingJob(inputs, asyncio.get_running_loop().create_future())
+        self._api_waiting.append(job)
+        self._send_next()
+        self._note_queue()
         try:
-            answer = await future
-        finally:
-            self._embeds.pop(request, None)
+            answer = await job.future
+        except asyncio.CancelledError:
+            if job in self._api_waiting:
+                self._api_waiting.remove(job)
+                self._note_queue()
+            raise
         if isinstance(answer, EngineError):
             raise answer
         return answer
@@ -243,9 +279,9 @@ class LocalBackend(QObject):
         self._streams.clear()
         self._running, self._window_waiting = None, None
         self._api_waiting.clear()
-        for future in self._embeds.values():
-            if not future.done():
-                future.set_exception(EngineError(CLOSING, kind=EngineError.NOT_LOADED))
+        for job in self._embeds.values():
+            job.end()
+        self._embeds.clear()
         self._note_queue()
 
     # -- the queue ----------------------------------------------------------------------------------
@@ -259,6 +295,11 @@ class LocalBackend(QObject):
         elif self._api_waiting:
             stream = self._api_waiting.popleft()
         else:
+            return
+        if isinstance(stream, EmbeddingJob):
+            stream.request_id, stream.sent_at = self.client.embed(stream.inputs), time.monotonic()
+            self._running = self._embeds[stream.request_id] = stream
+            self._note_queue()
             return
         request = self.client.generate(**stream._call)
         if request is None:  # something sent to the client directly still runs: next time
@@ -281,6 +322,8 @@ class LocalBackend(QObject):
             self._api_waiting.remove(stream)
             stream.push(STOPPED_WHILE_WAITING)
             self._note_queue()
+        elif isinstance(stream, EmbeddingJob):
+            return  # made in one go (bounded: MAX_EMBEDDING_TOKENS): it ends by itself
         elif stream.request_id is not None and not stream.stopped:
             stream.stopped = True
             self.client.stop(stream.request_id)
@@ -296,7 +339,9 @@ class LocalBackend(QObject):
         self._note_queue()
 
     def _ended(self, request: int) -> None:
-        stream = self._streams.pop(request, None)
+        self._finished(self._streams.pop(request, None))
+
+    def _finished(self, stream: LocalStream | EmbeddingJob | None) -> None:
         if stream is not None and stream is self._running:
             self._running = None
             if stream.api and not stream.stopped:
@@ -345,9 +390,12 @@ class LocalBackend(QObject):
             future.set_result(answer)
 
     def _on_embedded(self, request: int, answer: object) -> None:
-        future = self._embeds.get(request)
-        if future is not None and not future.done():
-            future.set_result(answer)
+        job = self._embeds.pop(request, None)
+        if job is None:
+            return
+        if not job.future.done():
+            job.future.set_result(answer)
+        self._finished(job)
 
     def _on_loading(self, path: str) -> None:
         self.loading.emit(path)

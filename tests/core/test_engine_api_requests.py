@@ -170,6 +170,16 @@ def test_an_embedding_input_longer_than_its_context_says_both_numbers(engine: En
     assert "3,000" in message and "2,048" in message and "Input 2" in message
 
 
+def test_one_embedding_request_may_not_hold_the_engine_for_long(engine: Engine) -> None:
+    """Nothing else runs while embeddings are made: a request holds at most MAX_EMBEDDING_TOKENS."""
+    from app.core.inference.local.embeddings import MAX_EMBEDDING_TOKENS
+
+    with pytest.raises(EngineError) as caught:
+        engine.embed([[42] * 2000] * (MAX_EMBEDDING_TOKENS // 2000 + 1))
+    assert caught.value.kind == EngineError.BAD_REQUEST
+    assert f"{MAX_EMBEDDING_TOKENS:,}" in caught.value.message
+
+
 @pytest.mark.parametrize("inputs", [[], [""], [[]], [[49152]]])
 def test_empty_or_unknown_embedding_inputs_are_bad_requests(engine: Engine, inputs) -> None:
     with pytest.raises(EngineError) as caught:

@@ -196,3 +196,25 @@ def test_embeddings_are_one_unit_vector_per_input(qtbot, backend) -> None:
     for vector in embeddings.vectors:
         assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, rel_tol=1e-3)
     assert embeddings.vectors[0] != embeddings.vectors[1]
+
+
+def test_embeddings_wait_their_turn_in_the_api_queue_and_leave_it_when_cancelled(qtbot, backend) -> None:
+    """Nothing reaches the engine around the queue: embeddings wait behind the answer running, are
+    counted and bounded like any API request, and an abandoned one never runs."""
+    running = backend.serve(COUNT, SamplingParams(temperature=0.0, seed=7, max_tokens=60))
+    kept = start(backend.embed(["kept"]))
+    abandoned = start(backend.embed(["abandoned"]))
+    qtbot.waitUntil(lambda: backend.api_waiting == 2, timeout=60_000)
+    backend.api_queue_limit = 2
+    refused = start(backend.embed(["one too many"]))
+    qtbot.waitUntil(refused.done, timeout=60_000)
+    assert isinstance(refused.exception(), QueueFull)
+    abandoned.cancel()
+    qtbot.waitUntil(lambda: backend.api_waiting == 1, timeout=60_000)
+    window = backend.stream(HELLO, SHORT, "chat-1")  # goes before the waiting embeddings
+    (events, errors), (window_events, _) = collect(qtbot, running, window)
+    assert not errors and finished(events).completion_tokens > 0
+    qtbot.waitUntil(kept.done, timeout=60_000)
+    assert kept.result().tokens > 0 and abandoned.cancelled()
+    assert isinstance(window_events[0], Waiting) and finished(window_events).completion_tokens > 0
+    assert not backend.api_running and backend.api_waiting == 0

@@ -10,6 +10,9 @@ from app.core.inference.local import llama_adapter
 from app.core.inference.types import Embeddings, EngineError, LoadOptions
 
 MAX_EMBEDDING_CONTEXT = 2048  # tokens per input: one batch; longer inputs are refused, not truncated
+# Tokens per request, all inputs together: the engine makes embeddings between two answers, and
+# nothing else (the window's next answer) runs meanwhile: one request must not hold it for minutes.
+MAX_EMBEDDING_TOKENS = 16384
 
 
 class Embedder:
@@ -21,7 +24,13 @@ class Embedder:
         self._llm: llama_adapter.Llama | None = None
 
     def check(self, token_lists: list[list[int]]) -> None:
-        """EngineError(BAD_REQUEST) for an empty input or one longer than the context."""
+        """EngineError(BAD_REQUEST) for an empty input, one longer than the context, or more tokens
+        in all than one request may hold."""
+        total = sum(len(tokens) for tokens in token_lists)
+        if total > MAX_EMBEDDING_TOKENS:
+            raise EngineError(f"The inputs are {total:,} tokens in all, but one request may hold at most "
+                              f"{MAX_EMBEDDING_TOKENS:,}. Send them in several requests.",
+                              kind=EngineError.BAD_REQUEST)
         for i, tokens in enumerate(token_lists):
             which = f"Input {i + 1}" if len(token_lists) > 1 else "The input"
             if not tokens:
