@@ -101,7 +101,10 @@ async def read_json(request: web.Request) -> Any:
     limit = request.app[CONTEXT].body_limit
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as error:  # a body cut short, or not decodable as its encoding says
+        raise bad(None, f"The request body could not be read ({error}).") from None
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

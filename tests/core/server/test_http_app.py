@@ -125,6 +125,16 @@ def test_an_oversized_body_is_413() -> None:
     assert [r.status for r in records] == [413, 413]
 
 
+def test_a_body_that_cannot_be_decoded_is_400_not_a_failure_of_ours(caplog: pytest.LogCaptureFixture) -> None:
+    async def check(client: httpx2.AsyncClient, server: RunningServer) -> None:
+        garbled = await client.post("/v1/chat/completions", content=b"0123456789",
+                                    headers={"content-encoding": "gzip", "content-type": "application/json"})
+        assert "could not be read" in error_of(garbled, 400)["message"]
+
+    assert [r.status for r in serve(check)] == [400]
+    assert not [r for r in caplog.records if r.name.startswith("app.")]  # not logged as a failure of ours
+
+
 def test_a_foreign_host_is_refused_even_for_unknown_paths() -> None:
     async def check(client: httpx2.AsyncClient, server: RunningServer) -> None:
         for path in ("/health", "/v1/models", "/nowhere"):
