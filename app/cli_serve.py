@@ -101,7 +101,8 @@ def _serve(settings, key: str, model: str | None) -> int:
         done.set()
 
     def on_loaded(info) -> None:
-        server.start(settings, key)
+        if not (server.running or server.starting):  # the model loaded again after a crash: keep serving
+            server.start(settings, key)
 
     def on_load_failed(_kind: str, message: str, _kept) -> None:
         print(message, file=sys.stderr)

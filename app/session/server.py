@@ -216,6 +216,7 @@ class ApiServer(QObject):
                 api_key = await tasks.in_thread(lambda: self._key_store().get(KEY_NAME)) if on_network else ""
                 self._has_key = bool(api_key) or self._has_key
             await self._scan()
+            self.backend.api_queue_limit = settings.queue_limit
             from app.core.server.http_app import start_server
 
             self._server = await start_server(self.serving, settings, api_key, self._defaults, self._logged)

@@ -4,9 +4,11 @@ one stdout line, answers the real OpenAI client, and Ctrl+C (or SIGTERM) ends it
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx2
@@ -80,3 +82,44 @@ def test_serve_says_plainly_when_the_model_cannot_load(llamadesk_home: Path, tmp
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)
     assert_fails(run_cli(llamadesk_home, "serve", "--port", "0", "--model", str(broken)), "broken.gguf")
+
+
+def engine_pid(serve_pid: int) -> int:
+    """The engine's own process: the child of `serve` that multiprocessing spawned to run it."""
+    children = [c for task in Path(f"/proc/{serve_pid}/task").iterdir()  # the inference thread starts it
+                for c in (task / "children").read_text().split()]
+    for child in children:
+        command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"spawn_main" in command:
+            return int(child)
+    raise AssertionError("no engine process found")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the engine's process through /proc")
+def test_an_engine_that_dies_is_loaded_again_and_the_server_stays_where_it_was(
+        llamadesk_home: Path, model_path) -> None:
+    process, url = start_serving(llamadesk_home, "--model", str(model_path))
+    try:
+        client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=120)
+        ask = dict(model="", temperature=0, max_tokens=8, messages=[{"role": "user", "content": "Say hi."}])
+        assert client.chat.completions.create(**ask).choices[0].message.content
+        engine = engine_pid(process.pid)
+        os.kill(engine, signal.SIGKILL)
+        status = Path(f"/proc/{engine}/status")
+        while status.exists() and "zombie" not in status.read_text():
+            time.sleep(0.05)  # until it has died: a request sent before would be the one that finds out
+        try:  # the request that finds the engine gone may say so (500, "crashed"); the next is answered
+            answer = client.chat.completions.create(**ask)
+        except openai.InternalServerError as error:
+            assert "stopped unexpectedly" in str(error)
+            answer = client.chat.completions.create(**ask)
+        assert answer.choices[0].message.content  # on the same address
+        log = llamadesk_home / "logs" / "llamadesk.log"
+        assert "again" in log.read_text(encoding="utf-8")  # the model was loaded again...
+        for _ in range(3):  # ...and the server was not started again (elsewhere) for it
+            assert client.chat.completions.create(**ask).choices[0].message.content
+    finally:
+        ended = stopped(process)
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    assert "Serving" not in ended.stdout  # said once, when it started (read by start_serving)

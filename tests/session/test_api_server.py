@@ -224,7 +224,7 @@ def test_twenty_clients_at_once_are_all_answered_in_turn(qtbot, server, pool) ->
 
 
 def test_a_full_queue_answers_503_with_retry_after(qtbot, server, backend, pool) -> None:
-    backend.api_queue_limit = 1
+    started(qtbot, server, ServerSettings(port=0, queue_limit=1))  # the setting bounds the queue
     body = {"messages": [{"role": "user", "content": COUNTING}], "temperature": 0, "seed": 7,
             "max_tokens": 150}
 
