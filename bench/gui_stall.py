@@ -1,7 +1,8 @@
 """GUI stalls: the longest gap between turns of the GUI event loop while the app works.
 
     python bench/gui_stall.py [--quick] [--conversations 2000] [--messages-per-conversation 100]
-                              [--import-messages 10000] [--models 50] [--tokens 256] [--model PATH]
+                              [--import-messages 10000] [--models 50] [--tokens 256] [--clients 20]
+                              [--model PATH]
 
 A 5 ms repeating QTimer (precise) runs on the GUI thread; each tick records when it came. Its
 lateness (the gap between two ticks less 5 ms) is how long the window could not repaint or take a
@@ -15,6 +16,8 @@ key press. Measured per activity, from the moment it is started until it has fin
   load     loading the model (the window's model commands)
   models   opening the models window, until its first scan is shown
   scan     adding a folder of --models GGUF files to the models window, until they are shown
+  serve    the API server (View ▸ Server) answering --clients clients at once (another process,
+           a thread per client), while the window answers a message too: until every answer has come
   idle     the window doing nothing for 1 s: the meter's own floor on this machine
 
 Everything runs in the real window (app.ui.main_window.MainWindow) on the qasync loop as gui.py
@@ -57,10 +60,11 @@ TARGET_MS = 50.0
 TAIL_S = 0.1  # measured after an activity ends: what it leaves for the loop counts
 TIMEOUT_S = 600.0  # one activity; a hang fails the bench instead of stalling it forever
 PROMPT = "Write a long story about a llama who travels the world."
-ORDER = ["stream", "import", "export", "search", "load", "models", "scan", "idle"]
+ORDER = ["stream", "import", "export", "search", "load", "models", "scan", "serve", "idle"]
 LABELS = {"stream": "streaming an answer", "import": "importing a JSON file", "export": "exporting all",
           "search": "searching", "load": "loading the model", "models": "opening the models window",
-          "scan": "scanning a folder of GGUF files", "idle": "idle (the meter's floor)"}
+          "scan": "scanning a folder of GGUF files", "serve": "API clients while the window answers",
+          "idle": "idle (the meter's floor)"}
 
 
 # -- adapters: every call into the window --------------------------------------------------------
@@ -84,6 +88,49 @@ async def send(window, text: str) -> int:
     QTest.keyClick(window.composer, Qt.Key.Key_Return)
     (stats,) = await waiter
     return stats.completion_tokens
+
+
+CLIENTS = """
+import concurrent.futures, json, sys
+import httpx2
+url, clients, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def ask(i):
+    body = {"messages": [{"role": "user", "content": f"Write a line about the number {i}."}],
+            "temperature": 0, "max_tokens": tokens}
+    reply = httpx2.post(url + "/chat/completions", json=body, timeout=600)
+    reply.raise_for_status()
+    return reply.json()["usage"]["completion_tokens"]
+with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+    print(json.dumps(list(pool.map(ask, range(clients)))))
+"""
+
+
+async def serve_clients(window, clients: int, tokens: int) -> dict:
+    """Start the API server (port 0), have `clients` programs ask at once (another process, one
+    thread per client, with httpx2 as any client would) while the window answers a message of its
+    own; until all have their answers. What each got, for the facts."""
+    import dataclasses
+    import subprocess
+
+    server = window.workspace.server
+    waiter = _signal(server.state_changed)
+    server.start(dataclasses.replace(server.settings, port=0))
+    await waiter
+    if not server.running:
+        raise RuntimeError(f"the API server did not start: {server.error}")
+
+    def run_clients() -> list[int]:
+        done = subprocess.run([sys.executable, "-c", CLIENTS, server.url, str(clients), str(tokens)],
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+        return json.loads(done.stdout)
+
+    asked = asyncio.get_running_loop().run_in_executor(None, run_clients)
+    await _until(lambda: server.api_running or server.api_waiting)
+    window_tokens = await send(window, "Say something kind.")
+    answered = await asked
+    server.stop()
+    return {"clients": clients, "api_tokens": sum(answered), "window_tokens": window_tokens,
+            "answered": sum(1 for tokens in answered if tokens > 0)}
 
 
 async def import_file(window, path: Path) -> None:
@@ -258,6 +305,10 @@ async def run_all(window, meter: StallMeter, args, work: Path, model: str, facts
     results["search"] = await measured(meter, searches())
     results["export"] = await measured(meter, export_all(window, work / "export"))
     results["import"] = await measured(meter, import_file(window, work / "import.json"))
+    window.sampling.set_params(GREEDY.replace(max_tokens=16))
+    served: dict = {}
+    results["serve"] = await measured(meter, serve_clients(window, args.clients, 16), served)
+    facts["serve"] = served["result"]
     return results
 
 
@@ -269,6 +320,7 @@ def main() -> int:
     parser.add_argument("--import-messages", type=int)
     parser.add_argument("--models", type=int)
     parser.add_argument("--tokens", type=int)
+    parser.add_argument("--clients", type=int, default=20, help="API clients at once (serve)")
     parser.add_argument("--model")
     args = parser.parse_args()
     quick = args.quick

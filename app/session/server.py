@@ -9,6 +9,7 @@ signals; the panel (app/ui/server/) never touches the HTTP server itself.
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -217,7 +218,9 @@ class ApiServer(QObject):
                 self._has_key = bool(api_key) or self._has_key
             await self._scan()
             self.backend.api_queue_limit = settings.queue_limit
-            from app.core.server.http_app import start_server
+            # aiohttp takes a third of a second to import: in a thread, so the window goes on drawing.
+            http_app = await tasks.in_thread(importlib.import_module, "app.core.server.http_app")
+            start_server = http_app.start_server
 
             self._server = await start_server(self.serving, settings, api_key, self._defaults, self._logged)
         except UserFacingError as error:

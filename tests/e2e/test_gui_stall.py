@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ACTIVITIES = {"stream", "import", "export", "search", "load", "models", "scan", "idle"}
+ACTIVITIES = {"stream", "import", "export", "search", "load", "models", "scan", "serve", "idle"}
 
 
 @pytest.mark.timeout(600)
@@ -35,7 +35,9 @@ def test_the_quick_gui_stall_bench_measures_every_activity(llamadesk_home: Path,
         assert row["ticks"] > 0 and row["max_ms"] >= row["p99_ms"] >= 0, (name, row)
     assert figures["exported_files"] == figures["conversations"] + 1  # and the streamed chat, not the import
     assert figures["answer_tokens"] > 0 and figures["hits"]["model"] > 0
+    served = figures["serve"]  # every API client answered while the window answered too
+    assert served["answered"] == served["clients"] == 20 and served["window_tokens"] > 0
     assert figures["worst"] in ACTIVITIES and set(figures["pass"]) == ACTIVITIES - {"idle"}
     for label in ("streaming an answer", "importing", "exporting", "searching", "loading the model",
-                  "opening the models window", "scanning a folder"):
+                  "opening the models window", "scanning a folder", "API clients while the window answers"):
         assert label in result.stdout, result.stdout  # the human table: one row per activity
