@@ -121,3 +121,25 @@ def assert_fails(result: subprocess.CompletedProcess[str], *needles: str) -> str
 def assert_usage_error(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert result.stdout == "" and "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+def run_quick_bench(script: str, home: Path, model_path: Path) -> tuple[dict, str, str]:
+    """`bench/SCRIPT --quick --model PATH` as a user runs it, offscreen, in its own process group
+    (should it hang, it and the servers it started end together); its JSON figures (the last
+    line), stdout and stderr, once it has ended with status 0 and no traceback."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="offscreen", LLAMADESK_HOME=str(home))
+    process = subprocess.Popen([sys.executable, str(REPO / "bench" / script), "--quick", "--model",
+                                str(model_path)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=540)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 0, out[-3000:] + err[-5000:]
+    assert "Traceback" not in err, err
+    return json.loads(out.strip().splitlines()[-1]), out, err

@@ -8,37 +8,17 @@ level of answers side by side was answered whole.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import run_quick_bench
 
 
 @pytest.mark.timeout(600)
 def test_the_quick_remote_bench_reports_the_app_and_server_speeds(llamadesk_home: Path,
                                                                    model_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.update(QT_QPA_PLATFORM="offscreen", LLAMADESK_HOME=str(llamadesk_home))
-    # Its own process group: should it hang, the bench and the llama-server it started end together.
-    process = subprocess.Popen([sys.executable, str(REPO / "bench" / "remote.py"), "--quick", "--model",
-                                str(model_path)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = process.communicate(timeout=540)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "Traceback" not in result.stderr, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures, out, _ = run_quick_bench("remote.py", llamadesk_home, model_path)
     assert figures["model"] == model_path.name and figures["server_kind"] == "llama.cpp"
     assert (figures["parallel"], figures["threads"], figures["quick"]) == (4, 2, True)
     assert figures["answers"] == 2 and 0 < figures["tokens"] <= figures["max_tokens"]
@@ -53,6 +33,6 @@ def test_the_quick_remote_bench_reports_the_app_and_server_speeds(llamadesk_home
             assert row[key] > 0, (level, key, row)
     for label in ("app (RemoteBackend, on arrival)", "server (timings; prompt time)", "ratio app/server",
                   "answers at once"):
-        assert label in result.stdout, result.stdout  # the human table
+        assert label in out, out  # the human table
     # The bench's connection lives in the temporary home it made, never in the one it was given.
     assert not list(llamadesk_home.rglob("connection-keys.json"))

@@ -9,38 +9,18 @@ quick run says it left the peers out.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.core.inference.local.engine_server import ENGINE_NICENESS
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import run_quick_bench
 
 
 @pytest.mark.timeout(600)
 def test_the_quick_serve_bench_measures_our_server_beside_raw_llama_cpp(llamadesk_home: Path,
                                                                          model_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.update(QT_QPA_PLATFORM="offscreen", LLAMADESK_HOME=str(llamadesk_home))
-    # Its own process group: should it hang, the bench and the servers it started end together.
-    process = subprocess.Popen([sys.executable, str(REPO / "bench" / "serve.py"), "--quick", "--model",
-                                str(model_path)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = process.communicate(timeout=540)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == 0, out[-3000:] + err[-5000:]
-    assert "Traceback" not in err, err
-    figures = json.loads(out.strip().splitlines()[-1])
+    figures, out, err = run_quick_bench("serve.py", llamadesk_home, model_path)
 
     assert (figures["model"], figures["threads"], figures["quick"]) == (model_path.name, 2, True)
     assert figures["nice"] == ENGINE_NICENESS  # raw runs at our engine's own priority
