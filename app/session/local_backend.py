@@ -16,7 +16,6 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal
 
@@ -27,7 +26,6 @@ from app.core.inference.backend import (
     Delta,
     PromptProgress,
     PromptRead,
-    QueuedStream,
     QueueFull,
     StreamEvent,
     Waiting,
@@ -44,60 +42,14 @@ from app.core.inference.types import (
     OutputFormat,
 )
 from app.session.inference_worker import InferenceClient
+from app.session.local_requests import EmbeddingJob, LocalStream
 
 log = logging.getLogger(__name__)
 
 WAITING_FOR_API = "The model is finishing a request from the API server; your answer starts after it."
 MODEL_CHANGED = "The model was changed in Llamadesk; send the request again."
 NO_MODEL = "No model is loaded in Llamadesk: load one there, then send the request again."
-CLOSING = "Llamadesk is closing; the request was not answered."
 STOPPED_WHILE_WAITING = GenerationStats(0, 0, 0.0, 0.0, 0.0, "user")
-
-
-class LocalStream(QueuedStream):
-    """The events of one answer, in order, as the inference thread sent them. It may wait for
-    the engine first (request_id None until it is sent)."""
-
-    def __init__(self, call: dict, api: bool, stop: Callable[[LocalStream], None]) -> None:
-        super().__init__()
-        self.request_id: int | None = None
-        self.api = api  # asked by the API server (else by the window)
-        self.stopped = False  # asked to stop while it runs: it ends within one token
-        self.model_changed = False  # stopped by a model change: it ends with MODEL_CHANGED
-        self.sent_at = 0.0
-        self._call = call  # InferenceClient.generate's arguments
-        self._stop = stop
-
-    def stop(self) -> None:
-        if not self.ended:
-            self._stop(self)
-
-
-class EmbeddingJob:
-    """An API request for embeddings, queued like an answer (the engine makes them between two
-    answers); its future gets the Embeddings or the EngineError."""
-
-    api = True
-    stopped = model_changed = False
-
-    def __init__(self, inputs: list[str] | list[list[int]], future: asyncio.Future) -> None:
-        self.inputs = inputs
-        self.future = future
-        self.request_id: int | None = None
-        self.sent_at = 0.0
-
-    @property
-    def ended(self) -> bool:
-        return self.future.done()
-
-    def push(self, event: object) -> None:
-        """Ended while it waited: a model change (its EngineError) or a stop (its client left)."""
-        if not self.future.done():
-            self.future.set_exception(event if isinstance(event, EngineError)
-                                      else EngineError("Stopped.", kind=EngineError.NOT_LOADED))
-
-    def end(self) -> None:
-        self.push(EngineError(CLOSING, kind=EngineError.NOT_LOADED))
 
 
 class LocalBackend(QObject):
