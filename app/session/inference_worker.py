@@ -17,6 +17,7 @@ from app import paths
 from app.core.chat.context_window import OverflowPolicy
 from app.core.chat.sampling import SamplingParams
 from app.core.inference.local.engine_process import STOP_GRACE_S, EngineCrashed, EngineProcess
+from app.core.inference.local.engine_server import ENGINE_NICENESS
 from app.core.inference.types import (
     ChatMessages,
     EngineError,
@@ -45,9 +46,9 @@ class InferenceWorker(QObject):
     described = Signal(int, object)  # request id, BuildInfo (None: the engine could not say)
     embedded = Signal(int, object)  # request id, Embeddings (or the EngineError that stopped them)
 
-    def __init__(self) -> None:
+    def __init__(self, niceness: int = ENGINE_NICENESS) -> None:
         super().__init__()
-        self.process = EngineProcess(paths.log_dir() / "engine.log")
+        self.process = EngineProcess(paths.log_dir() / "engine.log", niceness)
         self._model: tuple[str, LoadOptions] | None = None  # the model that works, to load again
         self._loaded_in: int | None = None  # which engine process has it (EngineProcess.restarts)
 
@@ -215,11 +216,12 @@ class InferenceClient(QObject):
     _keep_kv = Signal(object)
     _shutdown = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, niceness: int = ENGINE_NICENESS) -> None:
+        """niceness: the engine's priority below the window's (0 without a window: `serve`)."""
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("inference")
-        self.worker = InferenceWorker()
+        self.worker = InferenceWorker(niceness)
         self.worker.moveToThread(self._thread)
         self._load.connect(self.worker.load)
         self._generate.connect(self.worker.generate)

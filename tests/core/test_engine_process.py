@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.core.chat.sampling import GREEDY
 from app.core.inference.local.engine_process import EngineCrashed, EngineProcess
+from app.core.inference.local.engine_server import ENGINE_NICENESS
 from app.core.inference.types import EngineError, GenerationStats, LoadOptions
 
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -43,3 +46,16 @@ def test_a_process_that_dies_is_reported_as_crashed_and_started_again(process, m
         list(answer)
     assert caught.value.kind == EngineError.CRASHED and not caught.value.stopped
     assert process.info() is None and process.restarts == 1  # a fresh process, no model yet
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the priority from /proc")
+@pytest.mark.parametrize("niceness", [ENGINE_NICENESS, 0])
+def test_the_engine_yields_the_cpu_to_the_window_and_only_then(tmp_path: Path, niceness: int) -> None:
+    """The window's engine runs below the window's priority; serve's (niceness 0) at its own."""
+    engine = EngineProcess(tmp_path / "engine.log", niceness)
+    try:
+        engine.build()  # starts the process
+        stat = Path(f"/proc/{engine.pid}/stat").read_text()
+        assert int(stat.rsplit(")", 1)[1].split()[16]) == min(19, os.nice(0) + niceness)
+    finally:
+        engine.close()

@@ -20,7 +20,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.core.inference.local.engine_server import serve
+from app.core.inference.local.engine_server import ENGINE_NICENESS, serve
 from app.core.inference.types import (
     BuildInfo,
     ChatMessages,
@@ -46,8 +46,10 @@ class EngineCrashed(EngineError):
 
 
 class EngineProcess:
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, niceness: int = ENGINE_NICENESS) -> None:
+        """niceness: how much lower than the window's the engine's priority is (0: the same)."""
         self.log_path = log_path
+        self.niceness = niceness
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded Qt process
         self._stop_upto = self._context.RawValue("q", 0)
         self._process = None
@@ -166,7 +168,8 @@ class EngineProcess:
         parent, child = self._context.Pipe()
         self._ended_by = ""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        process = self._context.Process(target=serve, args=(child, self._stop_upto, str(self.log_path)),
+        process = self._context.Process(target=serve, args=(child, self._stop_upto, str(self.log_path),
+                                                                     self.niceness),
                                         name="llamadesk-engine", daemon=True)
         process.start()
         child.close()

@@ -37,22 +37,24 @@ _NO_MODEL_LIMIT = 2 * 1024**3  # before a model is loaded
 ENGINE_NICENESS = 5  # the window's thread gets ~3x a llama.cpp thread's share of a busy CPU
 
 
-def _yield_to_the_window() -> None:
+def _yield_to_the_window(niceness: int) -> None:
     """llama.cpp keeps every core busy while it answers; at a lower priority it still does, but the
     window's thread gets a core at once when it needs one (a key press, a repaint), instead of
-    waiting its turn behind the model's threads."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(ENGINE_NICENESS)
+    waiting its turn behind the model's threads. Without a window (`serve`) there is nothing to
+    yield to: niceness 0."""
+    if niceness:
+        with contextlib.suppress(AttributeError, OSError):
+            os.nice(niceness)
 
 
-def serve(connection, stop_upto, log_path: str) -> None:
+def serve(connection, stop_upto, log_path: str, niceness: int = ENGINE_NICENESS) -> None:
     """The engine process: run one command at a time until told to shut down or the parent goes."""
     _log_to(Path(log_path))
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")  # no gdb attach on an assertion: just the line
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the window's to handle
     _limit_memory(_NO_MODEL_LIMIT)
-    _yield_to_the_window()
+    _yield_to_the_window(niceness)
     from app import paths
     from app.core.inference.local.engine import Engine
     from app.core.inference.local.kv_cache import KVCacheStore
