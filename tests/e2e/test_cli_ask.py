@@ -85,7 +85,9 @@ def test_a_local_answer_is_printed_and_stored(llamadesk_home: Path, model_path: 
     assert conversation.system_prompt == "Answer briefly."
     question, answer = conversation.thread()
     assert question.text == "What is the capital of France?"
-    assert answer.text == result.stdout.strip() and not answer.incomplete
+    # What was printed is what was stored, ended by a line break (the answer's own, if it has one).
+    assert result.stdout == answer.text + ("" if answer.text.endswith("\n") else "\n")
+    assert not answer.incomplete
     record = answer.generation
     assert record.model_file == model_path.name and record.model_size == model_path.stat().st_size
     assert 0 < record.completion_tokens <= 12 and record.sampling["max_tokens"] == 12
@@ -129,7 +131,8 @@ def test_a_remote_answer_is_stored_with_its_connection(llamadesk_home: Path,
     assert conversation.id == conversation_id
     assert (conversation.connection, conversation.model) == ("box", llama_server.model_id)  # the first listed
     answer = conversation.thread()[-1]
-    assert answer.text == result.stdout.strip() and not answer.incomplete
+    assert result.stdout == answer.text + ("" if answer.text.endswith("\n") else "\n")  # printed as stored
+    assert not answer.incomplete
     record = answer.generation
     assert (record.connection, record.server_host) == ("box", f"127.0.0.1:{llama_server.port}")
     assert record.system_fingerprint and record.server_model
