@@ -163,7 +163,7 @@ def test_a_client_that_goes_away_stops_its_answer(qtbot, server, backend, pool) 
         return pieces
 
     assert wait(qtbot, pool.submit(read_a_little)) == 3
-    qtbot.waitUntil(lambda: records and not backend.api_running, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: bool(records) and not backend.api_running, timeout=TIMEOUT)
     assert records[-1].path == "/v1/chat/completions"
     assert records[-1].completion_tokens < 400  # stopped, not run to its end
 
