@@ -5,10 +5,10 @@ one stdout line, answers the real OpenAI client, and Ctrl+C (or SIGTERM) ends it
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -111,11 +111,12 @@ def test_an_engine_that_dies_is_loaded_again_and_the_server_stays_where_it_was(
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=120)
         ask = dict(model="", temperature=0, max_tokens=8, messages=[{"role": "user", "content": "Say hi."}])
         assert client.chat.completions.create(**ask).choices[0].message.content
-        engine = engine_pid(process.pid)
-        os.kill(engine, signal.SIGKILL)
-        status = Path(f"/proc/{engine}/status")
-        while status.exists() and "zombie" not in status.read_text():
-            time.sleep(0.05)  # until it has died: a request sent before would be the one that finds out
+        engine = os.pidfd_open(engine_pid(process.pid))  # readable once the process has ended
+        try:
+            signal.pidfd_send_signal(engine, signal.SIGKILL)
+            select.select([engine], [], [])  # until it has died: a request sent before would find out
+        finally:
+            os.close(engine)
         try:  # the request that finds the engine gone may say so (500, "crashed"); the next is answered
             answer = client.chat.completions.create(**ask)
         except openai.InternalServerError as error:
