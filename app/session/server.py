@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from app.core.chat.sampling import SamplingParams
 from app.core.common.errors import UserFacingError
 from app.core.inference.backend import Stream
-from app.core.inference.types import API_CACHE_KEY, Embeddings, ModelInfo  # noqa: F401 - the queue's key
+from app.core.inference.types import Embeddings
 from app.core.models.library_files import ModelEntry
 from app.core.remote.keys import KeyStore, key_store
 from app.core.server import settings as server_settings
@@ -108,7 +108,7 @@ class ApiServer(QObject):
         backend.queue_changed.connect(self.queue_changed)
         if library is not None:
             library.changed.connect(self._rescan)
-        backend.loaded.connect(self._rescan_soon)
+        backend.loaded.connect(lambda _info: self._rescan())
         tasks.start(self._read_has_key(), "is there an API key")  # before the panel asks, off the loop
 
     async def _read_has_key(self) -> None:
@@ -254,6 +254,3 @@ class ApiServer(QObject):
     def _rescan(self) -> None:
         if self.running:
             tasks.start(self._scan(), "list the served models")
-
-    def _rescan_soon(self, _info: ModelInfo) -> None:
-        self._rescan()
