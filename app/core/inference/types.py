@@ -48,6 +48,10 @@ class Embeddings:
     tokens: int  # input tokens read, all inputs together
 
 
+DRAFTING_MODES = ("auto", "on", "off")
+MAX_DRAFT_TOKENS = 16  # the most tokens one drafted batch guesses (the logits rows it needs: this + 1)
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     n_ctx: int = 4096  # 0: the length the model was trained for
@@ -58,6 +62,10 @@ class LoadOptions:
     use_mmap: bool = True
     use_mlock: bool = False
     kv_cache_type: str = "f16"  # a key of app.core.models.memory.KV_BYTES_PER_VALUE
+    # Speculative decoding (drafting): "auto" drafts where it pays and stops for the rest of an answer
+    # where it does not; "on" always drafts; "off" never does.
+    drafting: str = "auto"  # one of DRAFTING_MODES
+    draft_model: str = ""  # a small GGUF sharing the model's vocabulary that drafts; "": prompt lookup
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,10 @@ class ModelInfo:
     host: str = ""  # the server's host[:port]
     sampling_fields: frozenset[str] | None = None  # SamplingParams fields it honours (None: every one)
     exact_count: bool = True  # count() asks the model's own tokenizer (False: an estimate, shown "≈")
+    # What drafts tokens for speculative decoding: "prompt lookup", "draft model <file name>", or ""
+    # (off); and why it is off or not as asked ("" when it is as the settings ask).
+    drafting: str = ""
+    drafting_note: str = ""
 
     @property
     def remote(self) -> bool:
@@ -105,6 +117,18 @@ class GenerationStats:
     server_model: str = ""
     system_fingerprint: str = ""
     server_tokens_per_s: float = 0.0  # its own decode speed (llama-server's timings)
+    # Speculative decoding in this answer (the local engine): what drafted ("" when nothing did),
+    # the tokens guessed, how many of them the model accepted as its own choice, and whether
+    # "auto" turned drafting off for the rest of the answer because too few were accepted.
+    drafting: str = ""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    drafting_turned_off: bool = False
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of drafted tokens accepted; None when nothing was drafted."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
 
 
 ChatMessages = list[dict[str, str]]  # [{"role": ..., "content": ...}, ...]: what a model is asked

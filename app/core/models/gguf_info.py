@@ -11,6 +11,7 @@ are read as one model with read_model().
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import struct
@@ -149,6 +150,16 @@ class GGUFHeader:
             return "unknown"
         ggml_type = by_bytes.most_common(1)[0][0]
         return GGML_TYPE_NAMES.get(ggml_type, f"type {ggml_type}")
+
+    @property
+    def vocabulary(self) -> tuple[int, str]:
+        """(how many tokens, a digest of their texts in id order): equal for two models whose token
+        ids mean the same texts; (0, "") when the header lists no tokens."""
+        value = self.metadata.get("tokenizer.ggml.tokens")
+        if isinstance(value, list):
+            return len(value), hashlib.sha256("\0".join(value).encode("utf-8", "replace")).hexdigest()
+        length, digest = getattr(value, "length", 0), getattr(value, "digest", "")
+        return (length, digest) if isinstance(length, int) else (0, "")
 
     @property
     def has_chat_template(self) -> bool:

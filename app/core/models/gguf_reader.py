@@ -7,6 +7,7 @@ hostile file could use to exhaust memory, hang the app or make llama.cpp abort t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class ArraySummary:
 
     item_type: int
     length: int
+    digest: str = ""  # the token list's: a SHA-256 of its texts, to tell two vocabularies apart
 
 
 def _count(value: Any, default: int = 0) -> int:
@@ -176,7 +178,7 @@ class _Reader:
                                 "llama.cpp stop the whole app. Download the file again, or get "
                                 "another copy of the model.", kind=GGUFError.CORRUPT)
         if length > _KEEP_ARRAY_MAX:
-            return ArraySummary(_STRING, length)
+            return ArraySummary(_STRING, length, hashlib.sha256(b"\0".join(texts)).hexdigest())
         return [text.decode("utf-8", errors="replace") for text in texts]
 
     def texts(self, length: int, keep: bool) -> list[bytes]:
