@@ -18,10 +18,11 @@ from time import perf_counter
 from app.core.chat.reasoning import OPEN as OPEN_THOUGHT
 from app.core.chat.sampling import SamplingParams, answer_limit
 from app.core.common.system import default_threads
+from app.core.inference.local import decoding, llama_adapter
 from app.core.inference.local import devices as backends
-from app.core.inference.local import llama_adapter
 from app.core.inference.local.chat_template import ChatTemplate, TemplateError
 from app.core.inference.local.conversation_caches import ConversationCaches
+from app.core.inference.local.drafting import Drafter, DraftGovernor, PlainSpeed, open_drafter
 from app.core.inference.local.embeddings import Embedder
 from app.core.inference.local.kv_cache import KVCacheStore
 from app.core.inference.local.load_checks import check_fits, checked_header, explain_load_failure, first_line
@@ -61,6 +62,9 @@ class Engine:
         self._special = llama_adapter.SpecialTokens("", "", False)
         self._opened_thought = False  # the last prompt ended inside an opened <think>
         self._embedder: Embedder | None = None  # the embedding context, opened on first use
+        self._drafter: Drafter | None = None  # guesses tokens for speculative decoding
+        self._drafting_mode = "off"
+        self._plain_speed = PlainSpeed()  # drafted rounds are judged against it
         self.info: ModelInfo | None = None
 
     @property
@@ -103,6 +107,9 @@ class Engine:
             raise EngineError(f"{path.name}: {error.message}", kind=EngineError.LOAD_FAILED) from error
         self._llm = llm
         self._embedder = Embedder(str(path), llm.n_ctx(), options, options.n_threads or default_threads())
+        self._drafter, drafting_note = open_drafter(llm, header, llm.n_ctx(), options,
+                                                    options.n_threads or default_threads())
+        self._drafting_mode, self._plain_speed = options.drafting, PlainSpeed()
         stat = path.stat()
         self._caches.fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
                                    f"{llama_adapter.version()}"
@@ -123,6 +130,8 @@ class Engine:
             llama_cpp_version=llama_adapter.version(),
             system_info=llama_adapter.system_info(),
             gpu_note=note,
+            drafting=self._drafter.name if self._drafter is not None else "",
+            drafting_note=drafting_note,
         )
         return self.info
 
@@ -142,8 +151,10 @@ class Engine:
             self._llm.close()
         if self._embedder is not None:
             self._embedder.close()
+        if self._drafter is not None:
+            self._drafter.close()
         self._caches.forget_context()
-        self._llm = self._embedder = None
+        self._llm = self._embedder = self._drafter = None
         self._template = None
         self.info = None
 
@@ -259,8 +270,8 @@ class Engine:
         # llama.cpp itself treats -1 as 0 (off); "-1 = the whole context" is its CLI's.
         window = llm.n_ctx() if sampling.repeat_last_n < 0 else sampling.repeat_last_n
         llama_adapter.set_penalty_window(llm, window)
-        answer = llm.generate(
-            tokens,
+        governor = DraftGovernor(self._drafting_mode, self._plain_speed) if self._drafter else None
+        answer = decoding.generate(llm, tokens, dict(
             temp=sampling.temperature,
             top_k=sampling.top_k,
             top_p=sampling.top_p,
@@ -273,7 +284,7 @@ class Engine:
             mirostat_tau=sampling.mirostat_tau,
             mirostat_eta=sampling.mirostat_eta,
             grammar=grammar,
-        )
+        ), self._drafter, governor)
         self._caches.changed()
         ends_generation, piece = llama_adapter.token_reader(llm)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -320,6 +331,10 @@ class Engine:
             stop_reason=reason,
             seed=seed,
             cached_tokens=cached,
+            drafting=self._drafter.name if governor is not None and governor.rounds else "",
+            drafted_tokens=governor.drafted if governor is not None else 0,
+            accepted_tokens=governor.accepted if governor is not None else 0,
+            drafting_turned_off=governor.turned_off if governor is not None else False,
         )
 
     def save_kv(self) -> None:

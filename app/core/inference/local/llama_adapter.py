@@ -252,3 +252,57 @@ def write_state(llm: Llama, tokens: list[int], state: bytes) -> bool:
     llm.n_tokens = len(tokens)
     llm._requires_eval = True  # the logits are not restored: generate re-evaluates one token
     return True
+
+
+# -- token by token, with drafted batches ---------------------------------------------------------
+
+Sampler = llama_cpp._internals.LlamaSampler
+
+
+def new_sampler(llm: Llama, **params) -> Sampler:
+    """The sampler chain Llama.generate would build from the same keyword arguments (temp, top_k,
+    top_p, min_p, typical_p, penalties, mirostat, grammar); it keeps its own penalty and grammar
+    state, so each token it samples must be one the answer keeps."""
+    return llm._init_sampler(**params)
+
+
+def greedy_sampler() -> Sampler:
+    sampler = Sampler()
+    sampler.add_greedy()
+    return sampler
+
+
+def sample(llm: Llama, sampler: Sampler, row: int = -1) -> int:
+    """A token from the logits of the last decoded batch's `row` (its position in the batch; -1: the
+    last), which the sampler then counts as chosen."""
+    return sampler.sample(llm._ctx, row)
+
+
+def decode(llm: Llama, tokens: list[int], every_row: bool) -> None:
+    """Evaluate `tokens` (at most n_batch) after the evaluated ones, in one llama_decode; with
+    `every_row` llama.cpp keeps the logits of each position, else of the last only.
+    RuntimeError when llama_decode fails."""
+    n_past = llm.n_tokens
+    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=every_row)
+    llm._ctx.decode(llm._batch)
+    llm.input_ids[n_past:n_past + len(tokens)] = tokens
+    llm.n_tokens = n_past + len(tokens)
+
+
+def rewind(llm: Llama, n: int) -> bool:
+    """Forget the evaluated tokens after the first `n` (their KV cache too); False when this model's
+    cache cannot be cut (recurrent models), and nothing changed."""
+    if n >= llm.n_tokens:
+        return True
+    if not llm._ctx.kv_cache_seq_rm(-1, n, -1):
+        return False
+    llm.n_tokens = n
+    return True
+
+
+def can_rewind(llm: Llama) -> bool:
+    """Whether drafted tokens can be taken back: not in recurrent or hybrid models, whose state holds
+    every token read so far."""
+    model = llm._model.model
+    return not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
