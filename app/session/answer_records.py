@@ -63,6 +63,10 @@ class AnswerRecords:
             stop_reason=stats.stop_reason,
             llama_cpp_version=info.llama_cpp_version if info else _llama_cpp_version(),
             dropped_messages=dropped,
+            drafting=stats.drafting,
+            drafted_tokens=stats.drafted_tokens,
+            accepted_tokens=stats.accepted_tokens,
+            drafting_turned_off=stats.drafting_turned_off,
         )
 
     @staticmethod

@@ -42,6 +42,12 @@ def _import_each(library: ModelLibrary, files: list[str], link: bool) -> ImportR
 UNKNOWN_BUILD = BuildInfo("unknown", False, "?")
 
 
+async def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
+    """A model's header, read in a worker thread (a draft model's, for the Model tab's estimate).
+    Raises GGUFError or OSError: the caller says why it cannot be used."""
+    return await in_thread(read_model, path)
+
+
 class LibrarySession(QObject):
     changed = Signal()  # models were imported or deleted: lists of them scan again
 
@@ -81,7 +87,7 @@ class LibrarySession(QObject):
     async def header(self, path: str | os.PathLike[str]) -> GGUFHeader | None:
         """The model's header (for the memory estimate); None when it cannot be read."""
         try:
-            return await in_thread(read_model, path)
+            return await read_header(path)
         except (GGUFError, OSError):
             return None
 

@@ -75,10 +75,14 @@ class AnswerRecorder:
 def whole_answer(earlier: GenerationRecord, more: GenerationRecord) -> GenerationRecord:
     """An answer continued: its tokens add up, its speed is over both parts' decoding time, its
     first token and prompt are the first part's (the continuation's prompt holds the answer so far);
-    the time spent thinking adds up; how it ended and the model and sampling are the continuation's."""
+    the time spent thinking and the drafted and accepted tokens add up; how it ended and the model and
+    sampling are the continuation's."""
     tokens = earlier.completion_tokens + more.completion_tokens
     seconds = sum(r.completion_tokens / r.tokens_per_s for r in (earlier, more) if r.tokens_per_s > 0)
     return replace(more, prompt_tokens=earlier.prompt_tokens or more.prompt_tokens,
                    completion_tokens=tokens, ttft_s=earlier.ttft_s or more.ttft_s,
                    tokens_per_s=tokens / seconds if seconds > 0 else more.tokens_per_s,
-                   thought_s=earlier.thought_s + more.thought_s)
+                   thought_s=earlier.thought_s + more.thought_s,
+                   drafting=more.drafting or earlier.drafting,
+                   drafted_tokens=earlier.drafted_tokens + more.drafted_tokens,
+                   accepted_tokens=earlier.accepted_tokens + more.accepted_tokens)

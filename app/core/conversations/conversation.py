@@ -47,6 +47,18 @@ class GenerationRecord:
     server_model: str = ""
     system_fingerprint: str = ""
     server_tokens_per_s: float = 0.0
+    # Speculative decoding (the local engine): what drafted ("prompt lookup", "draft model <file>"; ""
+    # when nothing did), the tokens guessed and accepted, and whether "auto" turned drafting off for
+    # the rest of the answer because too few guesses were right.
+    drafting: str = ""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    drafting_turned_off: bool = False
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of drafted tokens the model accepted; None when nothing was drafted."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
 
 
 @dataclass

@@ -157,7 +157,11 @@ def _generation(value: object, where: str) -> GenerationRecord:
     # Files written before a field existed lack it: it takes its default.
     present = _object(value, where)
     schema = {k: c for k, c in GENERATION.items() if k in present or k not in GENERATION_ADDED}
-    return GenerationRecord(**_fields(value, where, schema))
+    record = GenerationRecord(**_fields(value, where, schema))
+    if record.accepted_tokens > record.drafted_tokens:
+        raise TranscriptError(f"{where}.accepted_tokens must not exceed its drafted_tokens "
+                              f"({record.accepted_tokens:,} > {record.drafted_tokens:,})".lstrip("."))
+    return record
 
 
 def _messages(value: object, where: str) -> list[Message]:
@@ -181,16 +185,18 @@ GENERATION: dict[str, Check] = {
     "seed": _optional(_seed), "prompt_tokens": _count, "completion_tokens": _count, "ttft_s": _amount,
     "tokens_per_s": _amount, "stop_reason": _str, "llama_cpp_version": _str, "dropped_messages": _count,
     "thought_s": _amount, "connection": _str, "server_host": _str, "server_model": _str,
-    "system_fingerprint": _str, "server_tokens_per_s": _amount}
+    "system_fingerprint": _str, "server_tokens_per_s": _amount, "drafting": _str, "drafted_tokens": _count,
+    "accepted_tokens": _count, "drafting_turned_off": _bool}
 REMOTE_ADDED = ("connection", "server_host", "server_model", "system_fingerprint", "server_tokens_per_s")
+DRAFTING_ADDED = ("drafting", "drafted_tokens", "accepted_tokens", "drafting_turned_off")
 # Optional when reading: older files lack them.
-GENERATION_ADDED = ("dropped_messages", "thought_s", *REMOTE_ADDED)
+GENERATION_ADDED = ("dropped_messages", "thought_s", *REMOTE_ADDED, *DRAFTING_ADDED)
 MESSAGE: dict[str, Check] = {
     "id": _id, "role": _role, "text": _str, "parent_id": _optional(_id), "created": _time,
     "current": _bool, "incomplete": _bool, "generation": _optional(_generation), "thought": _str}
 MESSAGE_ADDED = ("thought",)  # optional when reading: older files, and exports without thoughts, lack it
 # Written only when they hold something: files without reasoning stay as they were.
-WRITTEN_WHEN_SET = ("thought_s", "thought", *REMOTE_ADDED)
+WRITTEN_WHEN_SET = ("thought_s", "thought", *REMOTE_ADDED, *DRAFTING_ADDED)
 CONVERSATION: dict[str, Check] = {
     "id": _id, "title": _str, "created": _time, "updated": _time, "system_prompt": _str,
     "sampling": _sampling, "model": _str, "pinned": _bool, "titled_by_user": _bool, "messages": _messages,

@@ -75,7 +75,7 @@ def _header(conv: Conversation) -> list[tuple[str, str]]:
 
 def _facts(message: Message, model: str) -> str:
     """One line on how an answer was made: where (a remote engine's connection, host and fingerprint),
-    tokens, speed, why it stopped."""
+    tokens, speed, speculative decoding's share of right guesses, why it stopped."""
     parts = []
     gen = message.generation
     if gen is not None:
@@ -88,6 +88,10 @@ def _facts(message: Message, model: str) -> str:
             parts.append(f"{gen.completion_tokens} token{'s' if gen.completion_tokens != 1 else ''}")
         if gen.tokens_per_s:
             parts.append(f"{gen.tokens_per_s:.1f} tok/s")
+        if gen.acceptance is not None:
+            off = ", then turned off (too few were right)" if gen.drafting_turned_off else ""
+            parts.append(f"{gen.drafting or 'drafting'}: {gen.acceptance:.0%} of {gen.drafted_tokens:,} "
+                         f"drafted tokens accepted{off}")
         if gen.stop_reason:
             parts.append(STOP_REASONS.get(gen.stop_reason, gen.stop_reason))
     if message.incomplete:

@@ -70,6 +70,7 @@ def plan(header: GGUFHeader, n_ctx: int, options: LoadOptions, available_ram: in
             draft = read_header(Path(options.draft_model))
         except (GGUFError, OSError) as error:
             reason = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+            reason = reason.rstrip(".")
             draft = None
             note = f"The draft model {draft_name} cannot be used ({reason}): prompt lookup drafts instead."
         if draft is not None:

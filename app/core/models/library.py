@@ -15,7 +15,7 @@ from typing import Any
 
 from app import paths
 from app.core.common import settings_file
-from app.core.inference.types import LoadOptions
+from app.core.inference.types import DRAFTING_MODES, LoadOptions
 from app.core.models import library_files
 from app.core.models.library_files import DEFAULT_MODEL_FILE, LibraryError, ModelEntry, default_model_path
 from app.core.models.memory import KV_BYTES_PER_VALUE
@@ -60,6 +60,13 @@ class ModelSettings(LoadOptions):
         if self.kv_cache_type not in _UNQUANTISED_KV and not self.flash_attn:
             # llama.cpp refuses a quantised V cache without flash attention.
             return f"A {self.kv_cache_type} KV cache needs flash attention: turn it on or use f16."
+        if self.drafting not in DRAFTING_MODES:
+            return (f"Speculative decoding must be one of {', '.join(DRAFTING_MODES)} "
+                    "(automatic, always on, off).")
+        if not isinstance(self.draft_model, str):
+            return "The draft model must be the name of a GGUF file, or empty (prompt lookup)."
+        if self.draft_model and not self.draft_model.lower().endswith(".gguf"):
+            return f"The draft model must be a GGUF file (.gguf), not {Path(self.draft_model).name}."
         return None
 
     @classmethod

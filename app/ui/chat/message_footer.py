@@ -1,6 +1,7 @@
 """The line under a message: its versions and Continue (links, so Tab reaches them), and for an answer
-how it was made (model, tokens, speed, first token) or why it ended. A remote engine's answer names
-"model-id · connection"; its tooltip says the host and what the server reported."""
+how it was made (model, tokens, speed, first token, the share of drafted tokens accepted) or why it
+ended. A remote engine's answer names "model-id · connection"; its tooltip says the host and what the
+server reported. A drafted answer's tooltip says what drafted and how well."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from PySide6.QtGui import QTextCharFormat, QTextCursor
 
 from app.core.common.text import plural as core_plural
-from app.core.conversations.conversation import Message
+from app.core.conversations.conversation import GenerationRecord, Message
 from app.ui.chat.engine_label import remote_label
 
 
@@ -54,6 +55,8 @@ def message_footer(message: Message) -> str:
             parts.append(_together(plural(record.completion_tokens, "token")))
             parts.append(_together(f"{record.tokens_per_s:.1f} tok/s"))
             parts.append(_together(f"first token {record.ttft_s:.2f} s"))
+        if record.acceptance is not None:
+            parts.append(_together(f"{record.acceptance:.0%} of drafts accepted"))
         if record.dropped_messages:
             parts.append(f"{plural(record.dropped_messages, 'earlier message')} not sent (context full)")
     if message.incomplete:
@@ -62,11 +65,19 @@ def message_footer(message: Message) -> str:
 
 
 def footer_tooltip(message: Message) -> str:
-    """Where a remote engine's answer came from: the connection and host, the model id and
-    system_fingerprint the server reported, the server's own speed ("" for a local answer)."""
+    """The details behind the footer: where a remote engine's answer came from (the connection and
+    host, the model id and system_fingerprint the server reported, the server's own speed), and how
+    speculative decoding went. "" when there are none."""
     record = message.generation
-    if record is None or not record.connection:
+    if record is None:
         return ""
+    lines = _remote_lines(record) if record.connection else []
+    if drafting := drafting_sentence(record):
+        lines.append(drafting)
+    return "\n".join(lines)
+
+
+def _remote_lines(record: GenerationRecord) -> list[str]:
     lines = [f"Answered on {record.connection}" + (f" ({record.server_host})" if record.server_host else "")]
     chosen, reported = record.model_file, record.server_model
     if chosen and reported and chosen != reported:  # an alias, or a server that answers with another model
@@ -76,7 +87,20 @@ def footer_tooltip(message: Message) -> str:
         lines.append(f"System fingerprint: {record.system_fingerprint}")
     if record.server_tokens_per_s:
         lines.append(f"The server's own speed: {record.server_tokens_per_s:.1f} tok/s")
-    return "\n".join(lines)
+    return lines
+
+
+def drafting_sentence(record: GenerationRecord) -> str:
+    """ "Drafting (prompt lookup): 84% of 312 guessed tokens accepted", and when Automatic stopped it,
+    why; "" when nothing was drafted."""
+    if record.acceptance is None:
+        return ""
+    source = f" ({record.drafting})" if record.drafting else ""
+    sentence = (f"Drafting{source}: {record.acceptance:.0%} of {record.drafted_tokens:,} guessed tokens "
+                "accepted")
+    if record.drafting_turned_off:
+        sentence += "; turned off for the rest of the answer (too few were right)"
+    return sentence
 
 
 def message_time(created: float, now: float | None = None) -> tuple[str, str]:

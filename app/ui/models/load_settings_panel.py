@@ -1,5 +1,6 @@
 """How a model is loaded: context length, GPU layers, threads, batch, flash attention, mmap, mlock,
-KV cache type, with the memory that takes. Used by the Model tab and by the model manager.
+KV cache type, speculative decoding (and its draft model), with the memory that takes. Used by the
+Model tab and by the model manager.
 
 These are not sampling settings: they cannot change between two answers without loading the
 model again, so the panel says so and changes nothing until its button is pressed. The values
@@ -8,29 +9,49 @@ are checked by app.core.models.library.ModelSettings; what is wrong is said unde
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from html import escape
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from app import paths
 from app.core.common.system import available_ram_bytes, default_threads
 from app.core.inference.types import LoadOptions, ModelInfo
-from app.core.models import memory
-from app.core.models.gguf_info import GGUFHeader
+from app.core.models import drafting_plan, memory
+from app.core.models.gguf_info import GGUFError, GGUFHeader
 from app.core.models.library import ModelSettings
 from app.core.models.library_files import LibraryError, human_size
+from app.session.model_library import read_header
+from app.session.tasks import Latest
 
 GPU_MODES = (("auto", "All layers"), ("cpu", "CPU only"), ("layers", "A number of layers"))
+DRAFTING_CHOICES = (("auto", "Automatic"), ("on", "Always on"), ("off", "Off"))
+NO_DRAFT_MODEL = "None: guesses come from the conversation"
+_DRAFTING_TIP = (
+    "Speculative decoding: the model checks several guessed tokens in one pass instead of writing one "
+    "token per pass, which is faster when the guesses are right. The guesses come from the conversation "
+    "itself (prompt lookup: text being edited or quoted, a list being continued) or from a small draft "
+    "model.\nAutomatic turns it off for the rest of an answer where too few guesses are right, so "
+    "ordinary chat costs almost nothing; Always on keeps it on; Off never guesses.\nEvery token shown "
+    "is still the model's own choice: a wrong guess is thrown away.")
+_DRAFT_MODEL_TIP = (
+    "A small GGUF model with the same vocabulary as this one (usually a small model of the same family) "
+    "that guesses the next tokens. It needs memory of its own. Without one, the guesses come from the "
+    "conversation (prompt lookup).")
 _CPU_ONLY_TIP = ("This llama.cpp build runs on the CPU only: build it with CUDA, Metal or Vulkan "
                  "to offload layers (see README).")
 
@@ -77,6 +98,7 @@ class LoadSettingsPanel(QWidget):
         for name in memory.KV_BYTES_PER_VALUE:
             self.kv_type.addItem(name, name)
         self.kv_type.setToolTip("Precision of the KV cache: q8_0 halves its memory with little loss.")
+        self._make_drafting_fields()
         self.estimate = QLabel("")
         self.estimate.setObjectName("memoryEstimate")
         self.estimate.setWordWrap(True)
@@ -84,6 +106,9 @@ class LoadSettingsPanel(QWidget):
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #c0392b;")
+        self.drafting_note = QLabel("")  # why drafting will be off or not as asked: a notice, not a problem
+        self.drafting_note.setObjectName("draftingNote")
+        self.drafting_note.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("Context length", self.context)
@@ -94,6 +119,12 @@ class LoadSettingsPanel(QWidget):
         form.addRow("Threads", self.threads)
         form.addRow("Batch size", self.batch)
         form.addRow("KV cache", self.kv_type)
+        form.addRow("Speculative decoding", self.drafting)
+        draft_row = QHBoxLayout()
+        draft_row.addWidget(self.draft_field, 1)
+        draft_row.addWidget(self.choose_draft)
+        draft_row.addWidget(self.clear_draft)
+        form.addRow("Draft model", draft_row)
         note = QLabel("Changing these reloads the model; the conversation is kept.")
         note.setWordWrap(True)
         self.apply_button = QPushButton(button_text)
@@ -105,6 +136,7 @@ class LoadSettingsPanel(QWidget):
         for box in (self.flash_attn, self.mmap, self.mlock):
             fields.addWidget(box)
         fields.addWidget(self.estimate)
+        fields.addWidget(self.drafting_note)
         fields.addWidget(self.problem)
         fields.addWidget(note)
         fields.addWidget(self.apply_button)
@@ -116,10 +148,36 @@ class LoadSettingsPanel(QWidget):
         for signal in (self.context.valueChanged, self.gpu_mode.currentIndexChanged,
                        self.gpu_layers.valueChanged, self.threads.valueChanged, self.batch.valueChanged,
                        self.flash_attn.toggled, self.mmap.toggled, self.mlock.toggled,
-                       self.kv_type.currentIndexChanged):
+                       self.kv_type.currentIndexChanged, self.drafting.currentIndexChanged):
             signal.connect(self._update_state)
+        self.choose_draft.clicked.connect(self.choose_draft_model)
+        self.clear_draft.clicked.connect(lambda: self.set_draft_model(""))
         self.apply_button.clicked.connect(self._apply)
         self.set_options(options)
+
+    def _make_drafting_fields(self) -> None:
+        """Speculative decoding's mode, and the draft model: a file name with Choose… and Clear."""
+        self.drafting = QComboBox()
+        self.drafting.setObjectName("draftingMode")
+        for key, label in DRAFTING_CHOICES:
+            self.drafting.addItem(label, key)
+        self.drafting.setToolTip(_DRAFTING_TIP)
+        self._draft_model = ""  # the draft model's path; "": prompt lookup
+        self._draft_headers: dict[str, GGUFHeader | GGUFError | OSError] = {}  # read off the GUI thread
+        self._draft_reading = Latest("draft model header")
+        reading = self._draft_reading  # not self: the panel is gone when `destroyed` comes
+        self.destroyed.connect(lambda *_: reading.cancel())
+        self.draft_field = QLineEdit()
+        self.draft_field.setObjectName("draftModel")
+        self.draft_field.setReadOnly(True)
+        self.draft_field.setPlaceholderText(NO_DRAFT_MODEL)
+        self.draft_field.setToolTip(_DRAFT_MODEL_TIP)
+        self.choose_draft = QPushButton("Choose…")
+        self.choose_draft.setObjectName("chooseDraftModel")
+        self.choose_draft.setToolTip("Pick a draft model file (.gguf).")
+        self.clear_draft = QPushButton("Clear")
+        self.clear_draft.setObjectName("clearDraftModel")
+        self.clear_draft.setToolTip("No draft model: guesses come from the conversation (prompt lookup).")
 
     def set_options(self, options: LoadOptions) -> None:
         """Show these settings as the ones in force (the button waits for a change)."""
@@ -135,7 +193,9 @@ class LoadSettingsPanel(QWidget):
         self.mmap.setChecked(options.use_mmap)
         self.mlock.setChecked(options.use_mlock)
         self.kv_type.setCurrentIndex(max(self.kv_type.findData(options.kv_cache_type), 0))
-        self._update_state()
+        self.drafting.setCurrentIndex(max(self.drafting.findData(options.drafting), 0))
+        self._draft_headers.clear()  # a model (re)loaded or chosen: read the draft model afresh
+        self.set_draft_model(options.draft_model)
 
     def options(self) -> LoadOptions:
         mode = self.gpu_mode.currentData()
@@ -143,7 +203,41 @@ class LoadSettingsPanel(QWidget):
         return LoadOptions(n_ctx=self.context.value(), n_gpu_layers=layers,
                            n_threads=self.threads.value() or None, n_batch=self.batch.value(),
                            flash_attn=self.flash_attn.isChecked(), use_mmap=self.mmap.isChecked(),
-                           use_mlock=self.mlock.isChecked(), kv_cache_type=self.kv_type.currentData())
+                           use_mlock=self.mlock.isChecked(), kv_cache_type=self.kv_type.currentData(),
+                           drafting=self.drafting.currentData(), draft_model=self._draft_model)
+
+    def set_draft_model(self, path: str) -> None:
+        """The draft model ("" for none): shown by its file name; its header is read in a worker
+        thread for the memory estimate, which shows once it is read."""
+        self._draft_model = path
+        self.draft_field.setText(Path(path).name if path else "")
+        self.draft_field.setToolTip(path or _DRAFT_MODEL_TIP)
+        if path and _key(path) not in self._draft_headers:
+            self._draft_reading.start(self._read_draft_header(path))
+        self._update_state()
+
+    def choose_draft_model(self) -> None:
+        """Choose… : a GGUF file, looked for beside the current draft model, else in the models folder."""
+        folder = str(Path(self._draft_model).parent) if self._draft_model else str(paths.models_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a draft model", folder, "GGUF models (*.gguf)")
+        if path:
+            self._draft_headers.pop(_key(path), None)  # chosen again: the file may have changed
+            self.set_draft_model(path)
+
+    async def _read_draft_header(self, path: str) -> None:
+        try:
+            found: GGUFHeader | GGUFError | OSError = await read_header(path)
+        except (GGUFError, OSError) as error:
+            found = error
+        self._draft_headers[_key(path)] = found
+        self._update_state()
+
+    def _read_draft(self, path: Path) -> GGUFHeader:
+        """drafting_plan's header reader: the header read earlier, or the reason it could not be."""
+        found = self._draft_headers[_key(path)]
+        if isinstance(found, GGUFHeader):
+            return found
+        raise found
 
     def set_header(self, header: GGUFHeader | None) -> None:
         """The model these settings are for: its memory estimate is shown beside them."""
@@ -167,7 +261,7 @@ class LoadSettingsPanel(QWidget):
         else:
             gpu = f", {info.gpu_layers}/{info.n_layers + 1} layers on the GPU" if info.gpu_layers else ""
             self.model_label.setText(f"<b>{info.name}</b><br>{info.architecture}, context "
-                                     f"{info.n_ctx:,} tokens, {info.backend}{gpu}")
+                                     f"{info.n_ctx:,} tokens, {info.backend}{gpu}{_drafting_line(info)}")
         self._update_state()
 
     def _problem(self) -> str:
@@ -179,27 +273,58 @@ class LoadSettingsPanel(QWidget):
 
     def _update_state(self) -> None:
         self.gpu_layers.setVisible(self.gpu_mode.currentData() == "layers")
+        drafting = self.drafting.currentData() != "off"
+        for widget in (self.draft_field, self.choose_draft):
+            widget.setEnabled(drafting)
+        self.clear_draft.setEnabled(drafting and bool(self._draft_model))
         problem = self._problem()
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.apply_button.setEnabled(not problem and self.options() != self._options)
-        self.estimate.setText(self._estimate_text())
+        estimate, note = self._estimate_text()
+        self.estimate.setText(estimate)
+        self.drafting_note.setText(note)
+        self.drafting_note.setVisible(bool(note))
 
-    def _estimate_text(self) -> str:
+    def _estimate_text(self) -> tuple[str, str]:
+        """The memory the model needs with these settings, drafting included; and what the drafting
+        plan says about drafting ("" when it is as asked)."""
         header, options = self._header, self.options()
         if header is None:
-            return ""
+            return "", ""
         n_ctx = options.n_ctx or int(header.context_length or 4096)
+        reading = bool(options.draft_model) and _key(options.draft_model) not in self._draft_headers
+        if reading:  # until its header is read, the estimate is prompt lookup's
+            options = replace(options, draft_model="")
+        available = available_ram_bytes()
         try:
             need = memory.estimate(header, n_ctx, options.n_gpu_layers, options.kv_cache_type)
+            plan = drafting_plan.plan(header, n_ctx, options, available, read_header=self._read_draft)
         except ValueError:
-            return ""
-        available = available_ram_bytes()
+            return "", ""
+        need = replace(need, compute_ram=need.compute_ram + plan.extra_ram,
+                       compute_vram=need.compute_vram + plan.extra_vram)
         verdict = memory.verdict(need, available, None)
         vram = f" + {human_size(need.vram_bytes)} GPU memory" if need.vram_bytes else ""
+        share = f" ({human_size(plan.extra_ram + plan.extra_vram)} of it for drafting)" if plan.on else ""
         free = f" ({human_size(available)} free)" if available else ""
-        return f"Needs about {human_size(need.ram_bytes)} RAM{vram} at {n_ctx:,} tokens: {verdict}{free}."
+        note = "Reading the draft model…" if reading else plan.note
+        return (f"Needs about {human_size(need.ram_bytes)} RAM{vram} at {n_ctx:,} tokens{share}: "
+                f"{verdict}{free}."), note
 
     def _apply(self) -> None:
         if not self._problem():
             self.apply_requested.emit(self.options())
+
+
+def _key(path: str | Path) -> str:
+    """One spelling per file, as drafting_plan passes it back (a Path of the setting)."""
+    return str(Path(path))
+
+
+def _drafting_line(info: ModelInfo) -> str:
+    """What drafts for the loaded model (ModelInfo.drafting), and why not as asked when it is not."""
+    if info.remote:
+        return ""
+    line = f"<br>Speculative decoding: {escape(info.drafting or 'off')}"
+    return line + (f"<br>{escape(info.drafting_note)}" if info.drafting_note else "")
