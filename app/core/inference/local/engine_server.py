@@ -216,7 +216,7 @@ def _log_to(path: Path) -> None:
 
 def _memory_allowance(path: str, options: LoadOptions) -> int | None:
     """What the process may allocate with this model: the estimate plus headroom (None: no limit)."""
-    from app.core.models import memory
+    from app.core.models import drafting_plan, memory
     from app.core.models.gguf_info import GGUFError, read_model
 
     if options.n_gpu_layers != 0:
@@ -225,6 +225,7 @@ def _memory_allowance(path: str, options: LoadOptions) -> int | None:
         header = read_model(Path(path))
         n_ctx = options.n_ctx or int(header.context_length or 4096)
         need = memory.estimate(header, n_ctx, 0, options.kv_cache_type).ram_bytes
+        need += drafting_plan.plan(header, n_ctx, options, None).extra_ram  # as if it fits: load decides
     except (GGUFError, OSError, ValueError):
         return _NO_MODEL_LIMIT  # Engine.load reports the file's problem
     return int(need * 1.25) + _HEADROOM + 1024**3  # + the in-RAM KV snapshots' budget

@@ -1,0 +1,370 @@
+"""Speculative decoding: the app with drafting beside raw llama-cpp-python, on quoting and ordinary prompts.
+
+    python bench/speculative.py [--quick] [--tokens 256] [--rounds 3] [--threads 2] [--stop-after 30]
+                                [--model PATH]
+
+Every prompt of bench/speculative_corpus.py is answered greedily (GREEDY, max_tokens --tokens) on the
+same model file (the embedded SmolLM2-135M unless --model), n_ctx 4096, --threads threads, by:
+- raw: llama_cpp.Llama in this process, Llama.generate greedy without drafting, on the exact prompt
+  tokens the app sends (its chat template, from an Engine's tokenize_chat);
+- auto: the app's real engine with drafting "auto" (the default), in its own process (EngineProcess,
+  niceness 0: the same priority as raw);
+- off: the same engine with drafting "off", to tell drafting's gain from the app's own overhead.
+Rounds alternate the three, the order turning with each round and prompt. Each answer reads its whole
+prompt: raw resets its context; before each app answer the engine answers one token to an unrelated
+raw prompt, so its context shares no prefix with the chat (the answer's cached_tokens, reported,
+must be 0).
+
+tokens/s is the decode rate after the first token, (n - 1) / (last - first), as bench/stream.py
+defines it: for raw measured here; for the app GenerationStats.tokens_per_s, which the engine measures
+the same way around the same tokens. Per prompt: the median over rounds, ratios auto/raw and off/raw,
+the acceptance of drafted tokens and whether "auto" turned drafting off, and greedy token agreement
+with raw (both answers' texts tokenized by raw's tokenizer: the share of raw's tokens before the
+first difference, the share of positions that agree, whether the texts are identical). Targets: the
+median auto/raw ratio of quoting prompts >= 1.5, of ordinary prompts >= 0.98.
+
+Stop latency: drafting "on", the first quoting prompt; once --stop-after tokens have reached this
+process, Stop is requested (EngineProcess.request_stop) and the time to the finished answer is
+measured. It should be within one drafted batch (1 + MAX_DRAFT_TOKENS tokens in one llama_decode,
+timed on raw) plus the engine process's send interval (SEND_EVERY_S).
+
+--quick: one round, one prompt of each kind, 48 tokens; the same table and JSON keys.
+Prints a table, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.speculative_corpus import CORPUS, QUICK, QUOTING, STOP_PROMPT  # noqa: E402
+
+N_CTX = 4096
+TARGETS = {"quoting": 1.5, "ordinary": 0.98}
+STOP_LIMIT = 256  # the stopped answer's max_tokens: far more than --stop-after, so Stop is what ends it
+BATCH_TIMINGS = 7
+CONTENDERS = ("raw", "auto", "off")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round, two prompts, short answers")
+    parser.add_argument("--tokens", type=int, help="max_tokens of each answer (256; --quick 48)")
+    parser.add_argument("--rounds", type=int, help="rounds (3; --quick 1)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stop-after", type=int, default=30, help="tokens received before Stop is asked")
+    parser.add_argument("--model")
+    args = parser.parse_args()
+    args.tokens = args.tokens or (48 if args.quick else 256)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    if min(args.rounds, args.threads, args.stop_after) < 1 or args.tokens < 2 or args.stop_after >= STOP_LIMIT:
+        parser.error(f"--tokens must be at least 2, --rounds and --threads at least 1, --stop-after 1 to "
+                     f"{STOP_LIMIT - 1}")
+
+    from app.core.models.library_files import default_model_path
+
+    model = Path(args.model or default_model_path() or "").resolve()
+    if not model.is_file():
+        print(f"No model file at {model}: pass --model PATH.", file=sys.stderr)
+        return 1
+    corpus = [entry for entry in CORPUS if not args.quick or entry[0] in QUICK]
+    with tempfile.TemporaryDirectory(prefix="llamadesk-speculative-bench-") as home:
+        os.environ["LLAMADESK_HOME"] = home  # the engine's KV snapshots and log stay out of the user's data
+        figures = run(args, model, corpus, Path(home))
+    if figures is None:
+        return 1
+    report(figures)
+    return 0
+
+
+def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> dict | None:
+    import llama_cpp
+
+    from app.core.inference.local import llama_adapter
+    from app.core.inference.local.engine import Engine
+    from app.core.inference.local.engine_process import EngineProcess
+    from app.core.inference.local.engine_server import SEND_EVERY_S
+    from app.core.inference.types import MAX_DRAFT_TOKENS, EngineError, LoadOptions
+
+    options = LoadOptions(n_ctx=N_CTX, n_threads=args.threads, n_gpu_layers=0)
+    prompts = _prompt_tokens(Engine, model, replace_drafting(options, "off"), corpus)
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=N_CTX, n_threads=args.threads,
+                          n_threads_batch=args.threads, n_gpu_layers=0, verbose=False)
+    engines = {mode: EngineProcess(home / f"engine-{mode}.log", niceness=0) for mode in ("auto", "off")}
+    ids = itertools.count(1)
+    try:
+        try:
+            infos = {mode: engine.load(str(model), replace_drafting(options, mode))
+                     for mode, engine in engines.items()}
+        except EngineError as error:
+            print(f"The engine could not load {model.name}: {error.message}", file=sys.stderr)
+            return None
+        first = corpus[0]
+        raw_round(llm, prompts[first[0]], 8)  # warm-up: the file's pages, the threads
+        for engine in engines.values():
+            app_round(engine, ids, first[2], 8)
+        rounds: dict[str, dict[str, list[dict]]] = {name: {c: [] for c in CONTENDERS} for name, _, _ in corpus}
+        for round_no in range(args.rounds):
+            for index, (name, _, text) in enumerate(corpus):
+                turn = (round_no + index) % len(CONTENDERS)
+                for contender in CONTENDERS[turn:] + CONTENDERS[:turn]:
+                    if contender == "raw":
+                        result = raw_round(llm, prompts[name], args.tokens)
+                    else:
+                        result = app_round(engines[contender], ids, text, args.tokens)
+                    rounds[name][contender].append(result)
+            print(f"round {round_no + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+
+        stop_text = dict((n, t) for n, _, t in CORPUS)[STOP_PROMPT]
+        engines["off"].load(str(model), replace_drafting(options, "on"))
+        stop = stop_round(engines["off"], ids, stop_text, args.stop_after)
+        batch_s, token_s = _decode_times(llm, llama_adapter, prompts.get(STOP_PROMPT) or prompts[first[0]],
+                                         1 + MAX_DRAFT_TOKENS)
+    finally:
+        for engine in engines.values():
+            engine.close()
+        llm.close()
+    stop.update(batch_tokens=1 + MAX_DRAFT_TOKENS, batch_s=round(batch_s, 4), one_token_s=round(token_s, 4),
+                send_every_s=SEND_EVERY_S, bound_s=round(batch_s + SEND_EVERY_S, 4))
+    stop["within_bound"] = stop["latency_s"] is not None and stop["latency_s"] <= stop["bound_s"]
+
+    rows = [prompt_row(name, kind, len(prompts[name]), rounds[name], llm_tokenize(model))
+            for name, kind, _ in corpus]
+    groups = {}
+    for kind, target in TARGETS.items():
+        mine = [row for row in rows if row["kind"] == kind]
+        auto = statistics.median(r["ratio_auto_raw"] for r in mine) if mine else None
+        off = statistics.median(r["ratio_off_raw"] for r in mine) if mine else None
+        groups[kind] = {"prompts": len(mine), "median_ratio_auto_raw": _round(auto, 3),
+                        "median_ratio_off_raw": _round(off, 3), "target": target,
+                        "pass": auto is not None and auto >= target}
+    identical = sum(row["agreement"]["identical"] for row in rows)
+    return {
+        "model": model.name, "quick": args.quick, "threads": args.threads, "n_ctx": N_CTX,
+        "tokens": args.tokens, "rounds": args.rounds, "cpus": os.cpu_count(),
+        "app": "engine process (EngineProcess, niceness 0)",
+        "drafting": {mode: info.drafting for mode, info in infos.items()},
+        "prompts": rows, "groups": groups,
+        "agreement": {"identical": identical, "of": len(rows),
+                      "mean_prefix_share": _round(statistics.mean(r["agreement"]["prefix_share"] for r in rows), 4),
+                      "mean_position_share": _round(statistics.mean(r["agreement"]["position_share"]
+                                                                    for r in rows), 4),
+                      "off_identical": sum(r["agreement_off"]["identical"] for r in rows)},
+        "stop": stop, "targets": TARGETS,
+        "pass": all(group["pass"] for group in groups.values()),
+    }
+
+
+def replace_drafting(options, mode: str):
+    from dataclasses import replace
+
+    return replace(options, drafting=mode)
+
+
+# -- the contenders ---------------------------------------------------------------------------------
+
+def raw_round(llm, tokens: list[int], max_tokens: int) -> dict:
+    """Llama.generate greedy from an empty context (reset: the whole prompt is read again)."""
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    llm.reset()
+    answer: list[int] = []
+    first = last = 0.0
+    started = perf_counter()
+    for token in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+        last = perf_counter()
+        if not answer and not first:
+            first = last
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            break
+        answer.append(token)
+        if len(answer) >= max_tokens:
+            break
+    n = len(answer)
+    text = llm.detokenize(answer).decode("utf-8", errors="replace")
+    return {"tokens": n, "tok_s": (n - 1) / (last - first) if n > 1 and last > first else 0.0,
+            "ttft_s": first - started, "text": text}
+
+
+def _clear_context(engine, ids) -> None:
+    """A one-token answer to an unrelated raw prompt: the engine's context then shares no prefix with
+    the chat, so the next answer reads its whole prompt, as raw's does after reset."""
+    from app.core.chat.sampling import GREEDY
+
+    for _ in engine.generate(next(ids), [], GREEDY.replace(max_tokens=1), None, "", "stop", prompt="Hello"):
+        pass
+
+
+def app_round(engine, ids, text: str, max_tokens: int) -> dict:
+    from app.core.chat.sampling import GREEDY
+
+    _clear_context(engine, ids)
+    pieces: list[str] = []
+    stats = None
+    for event in engine.generate(next(ids), [{"role": "user", "content": text}],
+                                 GREEDY.replace(max_tokens=max_tokens), None, "", "stop"):
+        if event[0] == "token":
+            pieces.append(event[1])
+        elif event[0] == "finished":
+            stats = event[1]
+    return {"tokens": stats.completion_tokens, "tok_s": stats.tokens_per_s, "ttft_s": stats.ttft_s,
+            "text": "".join(pieces), "drafting": stats.drafting, "drafted": stats.drafted_tokens,
+            "accepted": stats.accepted_tokens, "turned_off": stats.drafting_turned_off,
+            "cached_tokens": stats.cached_tokens, "stop_reason": stats.stop_reason}
+
+
+def stop_round(engine, ids, text: str, stop_after: int) -> dict:
+    """Stop asked once `stop_after` tokens have arrived here; the time until the finished answer."""
+    from app.core.chat.sampling import GREEDY
+
+    _clear_context(engine, ids)
+    request = next(ids)
+    seen, seen_when_asked, asked, finished_at, stats = 0, None, None, None, None
+    for event in engine.generate(request, [{"role": "user", "content": text}],
+                                 GREEDY.replace(max_tokens=STOP_LIMIT), None, "", "stop"):
+        if event[0] == "token":
+            seen += event[2]
+            if asked is None and seen >= stop_after:
+                asked, seen_when_asked = perf_counter(), seen
+                engine.request_stop(request)
+        elif event[0] == "finished":
+            finished_at, stats = perf_counter(), event[1]
+    return {"drafting": stats.drafting, "limit": STOP_LIMIT, "stop_after": stop_after,
+            "latency_s": round(finished_at - asked, 4) if asked is not None else None,
+            "tokens_seen_when_asked": seen_when_asked, "tokens_when_stopped": stats.completion_tokens,
+            "stop_reason": stats.stop_reason, "drafted": stats.drafted_tokens,
+            "accepted": stats.accepted_tokens}
+
+
+def _decode_times(llm, adapter, prompt: list[int], batch: int) -> tuple[float, float]:
+    """The median time of one drafted batch (`batch` tokens, logits of every row, in one llama_decode)
+    and of one plain token, right after `prompt`, on raw."""
+    llm.reset()
+    llm.eval(prompt)
+    rows = prompt[-batch:]
+    times: dict[int, list[float]] = {batch: [], 1: []}
+    for _ in range(BATCH_TIMINGS):
+        for size in (batch, 1):
+            started = perf_counter()
+            adapter.decode(llm, rows[:size], every_row=size > 1)
+            times[size].append(perf_counter() - started)
+            adapter.rewind(llm, len(prompt))
+    return statistics.median(times[batch]), statistics.median(times[1])
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+def llm_tokenize(model: Path):
+    """Raw's tokenizer (vocabulary only), shared by every agreement figure."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        import llama_cpp
+
+        vocab_only = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
+        _TOKENIZER = lambda text: vocab_only.tokenize(text.encode("utf-8"), add_bos=False,  # noqa: E731
+                                                      special=True)
+    return _TOKENIZER
+
+
+_TOKENIZER = None
+
+
+def agreement(tokenize, raw_text: str, app_text: str) -> dict:
+    raw, app = tokenize(raw_text), tokenize(app_text)
+    prefix = 0
+    for a, b in zip(raw, app, strict=False):
+        if a != b:
+            break
+        prefix += 1
+    same = sum(a == b for a, b in zip(raw, app, strict=False))
+    longest = max(len(raw), len(app))
+    return {"prefix_share": round(prefix / len(raw), 4) if raw else 1.0,
+            "position_share": round(same / longest, 4) if longest else 1.0,
+            "identical": raw_text == app_text}
+
+
+def prompt_row(name: str, kind: str, prompt_tokens: int, results: dict[str, list[dict]], tokenize) -> dict:
+    tok_s = {c: statistics.median(r["tok_s"] for r in results[c]) for c in CONTENDERS}
+    auto = results["auto"]
+    drafted, accepted = sum(r["drafted"] for r in auto), sum(r["accepted"] for r in auto)
+    return {
+        "name": name, "kind": kind, "prompt_tokens": prompt_tokens,
+        "tokens": {c: [r["tokens"] for r in results[c]] for c in CONTENDERS},
+        "tok_s": {c: round(v, 2) for c, v in tok_s.items()},
+        "tok_s_rounds": {c: [round(r["tok_s"], 2) for r in results[c]] for c in CONTENDERS},
+        "ratio_auto_raw": round(tok_s["auto"] / tok_s["raw"], 3) if tok_s["raw"] else 0.0,
+        "ratio_off_raw": round(tok_s["off"] / tok_s["raw"], 3) if tok_s["raw"] else 0.0,
+        "drafting": next((r["drafting"] for r in auto if r["drafting"]), ""),
+        "drafted": drafted, "accepted": accepted,
+        "acceptance": round(accepted / drafted, 4) if drafted else None,
+        "auto_turned_off_rounds": sum(r["turned_off"] for r in auto),
+        "app_cached_tokens": max(r["cached_tokens"] for c in ("auto", "off") for r in results[c]),
+        "agreement": agreement(tokenize, results["raw"][0]["text"], auto[0]["text"]),
+        "agreement_off": agreement(tokenize, results["raw"][0]["text"], results["off"][0]["text"]),
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _prompt_tokens(engine_class, model: Path, options, corpus) -> dict[str, list[int]]:
+    """The exact prompt tokens the app sends for each prompt (its chat template), for raw."""
+    engine = engine_class()
+    engine.load(model, options)
+    try:
+        return {name: engine.tokenize_chat([{"role": "user", "content": text}]) for name, _, text in corpus}
+    finally:
+        engine.unload()
+
+
+def report(figures: dict) -> None:
+    print(f"model {figures['model']}, {figures['threads']} threads, n_ctx {figures['n_ctx']}, "
+          f"{figures['tokens']} tokens, {figures['rounds']} round(s), app: {figures['app']}, "
+          f"drafting auto: {figures['drafting']['auto'] or 'none'}")
+    print(f"{'prompt':<32}{'kind':<9}{'tokens r/a/o':>14}{'raw t/s':>9}{'auto t/s':>9}{'off t/s':>9}"
+          f"{'auto/raw':>9}{'off/raw':>8}{'accept':>8}{'auto off':>9}{'agree pre':>10}{'agree pos':>10}"
+          f"{'same':>6}")
+    for row in figures["prompts"]:
+        counts = "/".join(str(row["tokens"][c][0]) for c in CONTENDERS)
+        accept = "-" if row["acceptance"] is None else f"{row['acceptance']:.2f}"
+        turned = f"{row['auto_turned_off_rounds']}/{len(row['tokens']['auto'])}"
+        agree = row["agreement"]
+        print(f"{row['name'][:31]:<32}{row['kind']:<9}{counts:>14}{row['tok_s']['raw']:>9.1f}"
+              f"{row['tok_s']['auto']:>9.1f}{row['tok_s']['off']:>9.1f}{row['ratio_auto_raw']:>9.3f}"
+              f"{row['ratio_off_raw']:>8.3f}{accept:>8}{turned:>9}{agree['prefix_share']:>10.3f}"
+              f"{agree['position_share']:>10.3f}{'yes' if agree['identical'] else 'no':>6}")
+    for kind, group in figures["groups"].items():
+        verdict = "PASS" if group["pass"] else "FAIL"
+        print(f"{kind} prompts: median auto/raw {group['median_ratio_auto_raw']} (target >= {group['target']}: "
+              f"{verdict}), median off/raw {group['median_ratio_off_raw']}")
+    agree = figures["agreement"]
+    print(f"greedy agreement with raw: identical answers {agree['identical']} of {agree['of']} (drafting off: "
+          f"{agree['off_identical']} of {agree['of']}); mean share before the first difference "
+          f"{agree['mean_prefix_share']}, mean share of positions that agree {agree['mean_position_share']}")
+    stop = figures["stop"]
+    latency = "not measured (the answer ended first)" if stop["latency_s"] is None else \
+        f"{stop['latency_s'] * 1000:.0f} ms"
+    print(f"stop with drafting on ({stop['drafting'] or 'nothing drafted'}): asked after "
+          f"{stop['tokens_seen_when_asked']} tokens arrived, the answer had {stop['tokens_when_stopped']} "
+          f"(limit {stop['limit']}, ended by {stop['stop_reason']}); latency {latency}; one drafted batch "
+          f"of {stop['batch_tokens']} tokens {stop['batch_s'] * 1000:.0f} ms (one token "
+          f"{stop['one_token_s'] * 1000:.0f} ms) + send interval {stop['send_every_s'] * 1000:.0f} ms = "
+          f"{stop['bound_s'] * 1000:.0f} ms: {'within' if stop['within_bound'] else 'NOT within'} one batch")
+    print(f"overall: {'PASS' if figures['pass'] else 'FAIL'}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

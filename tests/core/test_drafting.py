@@ -1,0 +1,221 @@
+"""Issue 15: speculative decoding in the engine, on the real embedded model.
+
+Every token of an answer must be the model's own choice: drafted guesses only save work. With greedy
+sampling that means the plain answer (batched arithmetic may round a near-tie differently, which the
+short answers here do not meet); with a seed, the same sampled answer. Stop still works per token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.core.chat.sampling import GREEDY, SamplingParams
+from app.core.inference.local import decoding, drafting, llama_adapter
+from app.core.inference.local.drafting import DraftGovernor, PlainSpeed, PromptLookup
+from app.core.inference.local.engine import Engine, GenerationStats, LoadOptions
+from app.core.models import drafting_plan, memory
+from app.core.models.gguf_info import read_model
+from tests.fixtures.hostile_gguf import string, strings, u32, write
+
+LIST = [{"role": "user", "content": "Continue this list of fruits, in the same format:\n\n"
+                                    "1. Apple - red, sweet\n2. Banana - yellow, sweet\n"
+                                    "3. Lemon - yellow, sour\n4. Lime - green, sour\n5."}]
+QUOTE = [{"role": "user", "content": "Summarise this text, quoting its key sentences:\n\n"
+                                     "The quick brwon fox jumps over the lazy dog. It was a sunny day in the "
+                                     "vilage, and the children were playing in the feild near the old mill."}]
+SHORT = GREEDY.replace(max_tokens=48)
+STORY = [{"role": "user", "content": "Write a long story about a llama who travels the world."}]
+
+
+def answer(engine: Engine, messages, sampling=SHORT, **kwargs) -> tuple[str, GenerationStats]:
+    *deltas, stats = engine.stream(messages, sampling, **kwargs)
+    return "".join(deltas), stats
+
+
+@pytest.fixture(scope="module")
+def plain(model_path: Path) -> Engine:
+    engine = Engine()
+    info = engine.load(model_path, LoadOptions(n_ctx=2048, drafting="off"))
+    assert info.drafting == "" and info.drafting_note == ""
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(scope="module")
+def drafted(model_path: Path) -> Engine:
+    engine = Engine()
+    info = engine.load(model_path, LoadOptions(n_ctx=2048, drafting="on"))
+    assert info.drafting == "prompt lookup" and info.drafting_note == ""
+    yield engine
+    engine.unload()
+
+
+def test_prompt_lookup_guesses_what_followed_the_last_tokens_most_recently() -> None:
+    lookup = PromptLookup()
+    lookup.start([1, 2, 3, 4, 9, 1, 2, 3, 5, 6])
+    assert lookup.draft(4) == []  # "5 6" never came before
+    for token in (1, 2, 3):
+        lookup.append(token)
+    assert lookup.draft(3) == [5, 6, 1]  # after "1 2 3": the latest occurrence's continuation
+    assert lookup.draft(1) == [5]
+    lookup.append(7)
+    assert lookup.draft(4) == []  # "3 7" is new; a single token is too weak a clue
+
+
+def test_quoting_answers_are_drafted_and_equal_plain_decoding(plain: Engine, drafted: Engine) -> None:
+    for messages in (LIST, QUOTE):
+        expected, plain_stats = answer(plain, messages)
+        text, stats = answer(drafted, messages)
+        assert text == expected
+        assert stats.completion_tokens == plain_stats.completion_tokens
+        assert stats.drafting == "prompt lookup"
+        assert stats.drafted_tokens > 0 and 0 < stats.accepted_tokens <= stats.drafted_tokens
+        assert plain_stats.drafting == "" and plain_stats.drafted_tokens == 0
+        assert plain_stats.acceptance is None
+
+
+def test_a_sampled_answer_with_a_seed_is_the_plain_one(plain: Engine, drafted: Engine) -> None:
+    """The sampler draws once per kept token, as in plain decoding: drafting changes no draw."""
+    sampling = SamplingParams(temperature=0.9, seed=4321, max_tokens=40)
+    expected, _ = answer(plain, LIST, sampling)
+    text, stats = answer(drafted, LIST, sampling)
+    assert text == expected and stats.drafted_tokens > 0
+
+
+class WrongGuesses:
+    """A drafter whose every guess is a token the model would not choose (it stays on one id)."""
+
+    name = "wrong guesses"
+
+    def __init__(self, token: int) -> None:
+        self.token, self.seen = token, []
+
+    def start(self, tokens) -> None:
+        self.seen = list(tokens)
+
+    def append(self, token: int) -> None:
+        self.seen.append(token)
+
+    def draft(self, n: int) -> list[int]:
+        return [self.token] * n
+
+    def close(self) -> None:
+        pass
+
+
+def test_wrong_guesses_are_never_kept_and_the_context_keeps_no_guess(plain: Engine, drafted: Engine) -> None:
+    llm = drafted._llm
+    prompt = drafted.tokenize_chat(STORY)
+    eos = llm.token_eos()
+    guesser = WrongGuesses(token=llm.tokenize(b" zebra", add_bos=False)[0])
+    governor = DraftGovernor("on", PlainSpeed())
+    plain_tokens, tokens = [], []
+    for source, out, args in ((plain._llm, plain_tokens, (None, None)), (llm, tokens, (guesser, governor))):
+        stream = decoding.generate(source, prompt, dict(temp=0.0), *args)
+        for token in stream:
+            out.append(token)
+            if token == eos or len(out) == 24:
+                break
+        stream.close()
+    assert tokens == plain_tokens
+    assert guesser.token not in tokens
+    assert governor.rounds > 0 and governor.accepted == 0 and governor.drafted >= 2 * governor.rounds
+    # What the context holds: the prompt and the answer (all but the last token, not yet read).
+    assert llama_adapter.evaluated_tokens(llm) == prompt + tokens[:-1]
+
+
+def test_stop_takes_effect_at_the_token_asked_even_inside_a_drafted_batch(drafted: Engine) -> None:
+    for stop_after in (9, 14, 21):
+        seen: list[str] = []
+        stats = None
+        asked = GREEDY.replace(max_tokens=200)
+        for event in drafted.stream(LIST, asked, should_stop=lambda s=seen, n=stop_after: len(s) >= n):
+            if isinstance(event, str):
+                seen.append(event)
+            else:
+                stats = event
+        assert stats is not None and stats.stop_reason == "user"
+        assert stats.completion_tokens == stop_after
+        assert stats.drafted_tokens > 0  # the stop came while batches of guesses were being checked
+
+
+def test_auto_turns_drafting_off_when_guesses_stay_wrong_but_on_keeps_it() -> None:
+    speed = PlainSpeed()
+    speed.add(0.010)
+    auto, forced = DraftGovernor("auto", speed), DraftGovernor("on", speed)
+    for governor in (auto, forced):
+        for _ in range(5):
+            if governor.next_size(room=1000):
+                governor.record(drafted=governor.next_size(room=1000), accepted=0, seconds=0.03)
+    assert auto.turned_off and auto.next_size(room=1000) == 0 and auto.rounds == 2
+    assert not forced.turned_off and forced.rounds == 5 and forced.next_size(room=1000) >= 2
+    good = DraftGovernor("auto", speed)
+    for _ in range(6):
+        good.record(drafted=good.next_size(room=1000), accepted=good.next_size(room=1000), seconds=0.05)
+    assert not good.turned_off and good.next_size(room=1000) == 16 and good.next_size(room=5) == 5
+
+
+def test_ordinary_chat_in_auto_mode_stops_drafting_or_keeps_most_guesses(model_path: Path) -> None:
+    engine = Engine()
+    engine.load(model_path, LoadOptions(n_ctx=2048))  # "auto" is the default
+    try:
+        text, stats = answer(engine, STORY, GREEDY.replace(max_tokens=160))
+        assert text
+        if stats.drafted_tokens:
+            assert stats.drafting_turned_off or stats.acceptance >= drafting.GIVE_UP_ACCEPTANCE
+    finally:
+        engine.unload()
+
+
+def test_a_draft_model_drafts_when_it_shares_the_vocabulary(plain: Engine, model_path: Path) -> None:
+    engine = Engine()
+    info = engine.load(model_path, LoadOptions(n_ctx=2048, drafting="on", draft_model=str(model_path)))
+    try:
+        assert info.drafting == f"draft model {model_path.name}" and info.drafting_note == ""
+        expected, _ = answer(plain, LIST)
+        text, stats = answer(engine, LIST)
+        assert text == expected
+        assert stats.drafting == info.drafting and stats.accepted_tokens > 0
+        # The same model guesses its own greedy choices: nearly every guess is right.
+        assert stats.acceptance >= 0.8
+    finally:
+        engine.unload()
+
+
+def other_vocabulary(path: Path) -> Path:
+    tokens = [f"t{i}" for i in range(128)]
+    write(path, [string("general.architecture", "llama"), u32("llama.block_count", 1),
+                 string("tokenizer.ggml.model", "gpt2"), strings("tokenizer.ggml.tokens", tokens)])
+    return path
+
+
+def test_a_draft_model_with_another_vocabulary_falls_back_to_prompt_lookup(model_path: Path,
+                                                                           tmp_path: Path) -> None:
+    draft = other_vocabulary(tmp_path / "other.gguf")
+    engine = Engine()
+    info = engine.load(model_path, LoadOptions(n_ctx=2048, draft_model=str(draft)))
+    try:
+        assert info.drafting == "prompt lookup"
+        assert info.drafting_note == ("other.gguf cannot draft for this model: their vocabularies differ in "
+                                      "size (49,152 and 128 tokens). Prompt lookup drafts instead.")
+    finally:
+        engine.unload()
+
+
+def test_drafting_is_off_and_says_why_when_its_memory_would_not_fit(model_path: Path, monkeypatch) -> None:
+    header = read_model(model_path)
+    own = memory.estimate(header, 2048, 0, "f16").ram_bytes
+    monkeypatch.setattr(drafting, "available_ram_bytes", lambda: own + 1024)  # room for the model only
+    engine = Engine()
+    info = engine.load(model_path, LoadOptions(n_ctx=2048))
+    try:
+        assert info.drafting == ""
+        assert info.drafting_note.startswith("Speculative decoding is off: the 3 MiB it needs for drafted "
+                                             "logits would not fit in memory")
+        text, stats = answer(engine, LIST)
+        assert text and stats.drafted_tokens == 0 and stats.drafting == ""
+    finally:
+        engine.unload()
+    assert drafting_plan.logits_bytes(49_152) == 17 * 49_152 * 4
