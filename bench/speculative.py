@@ -130,6 +130,11 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
         stop = stop_round(engines["off"], ids, stop_text, args.stop_after)
         batch_s, token_s = _decode_times(llm, llama_adapter, prompts.get(STOP_PROMPT) or prompts[first[0]],
                                          1 + MAX_DRAFT_TOKENS)
+
+        def tokenize(text: str) -> list[int]:  # raw's tokenizer, for every agreement figure
+            return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+        rows = [prompt_row(name, kind, len(prompts[name]), rounds[name], tokenize) for name, kind, _ in corpus]
     finally:
         for engine in engines.values():
             engine.close()
@@ -138,8 +143,6 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
                 send_every_s=SEND_EVERY_S, bound_s=round(batch_s + SEND_EVERY_S, 4))
     stop["within_bound"] = stop["latency_s"] is not None and stop["latency_s"] <= stop["bound_s"]
 
-    rows = [prompt_row(name, kind, len(prompts[name]), rounds[name], llm_tokenize(model))
-            for name, kind, _ in corpus]
     groups = {}
     for kind, target in TARGETS.items():
         mine = [row for row in rows if row["kind"] == kind]
@@ -264,21 +267,6 @@ def _decode_times(llm, adapter, prompt: list[int], batch: int) -> tuple[float, f
 
 
 # -- figures ----------------------------------------------------------------------------------------
-
-def llm_tokenize(model: Path):
-    """Raw's tokenizer (vocabulary only), shared by every agreement figure."""
-    global _TOKENIZER
-    if _TOKENIZER is None:
-        import llama_cpp
-
-        vocab_only = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
-        _TOKENIZER = lambda text: vocab_only.tokenize(text.encode("utf-8"), add_bos=False,  # noqa: E731
-                                                      special=True)
-    return _TOKENIZER
-
-
-_TOKENIZER = None
-
 
 def agreement(tokenize, raw_text: str, app_text: str) -> dict:
     raw, app = tokenize(raw_text), tokenize(app_text)

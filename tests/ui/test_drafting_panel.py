@@ -146,7 +146,7 @@ def test_the_footer_shows_the_share_of_drafts_accepted_and_its_tooltip_the_detai
     assert footer_tooltip(drafted) == "Drafting (prompt lookup): 84% of 312 guessed tokens accepted"
 
     stopped = answer(drafting="prompt lookup", drafted_tokens=40, accepted_tokens=4, drafting_turned_off=True)
-    assert "10%\u00a0of\u00a0drafts\u00a0accepted" in message_footer(stopped)
+    assert message_footer(stopped).endswith(" · 10%\u00a0of\u00a0drafts\u00a0accepted,\u00a0then\u00a0off")
     assert footer_tooltip(stopped) == ("Drafting (prompt lookup): 10% of 40 guessed tokens accepted; "
                                        "turned off for the rest of the answer (too few were right)")
 

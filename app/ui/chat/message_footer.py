@@ -56,7 +56,8 @@ def message_footer(message: Message) -> str:
             parts.append(_together(f"{record.tokens_per_s:.1f} tok/s"))
             parts.append(_together(f"first token {record.ttft_s:.2f} s"))
         if record.acceptance is not None:
-            parts.append(_together(f"{record.acceptance:.0%} of drafts accepted"))
+            then_off = ", then off" if record.drafting_turned_off else ""  # Automatic stopped drafting
+            parts.append(_together(f"{record.acceptance:.0%} of drafts accepted{then_off}"))
         if record.dropped_messages:
             parts.append(f"{plural(record.dropped_messages, 'earlier message')} not sent (context full)")
     if message.incomplete:

@@ -40,7 +40,7 @@ from app.session.tasks import Latest
 
 GPU_MODES = (("auto", "All layers"), ("cpu", "CPU only"), ("layers", "A number of layers"))
 DRAFTING_CHOICES = (("auto", "Automatic"), ("on", "Always on"), ("off", "Off"))
-NO_DRAFT_MODEL = "None: guesses come from the conversation"
+NO_DRAFT_MODEL = "None: prompt lookup guesses"
 _DRAFTING_TIP = (
     "Speculative decoding: the model checks several guessed tokens in one pass instead of writing one "
     "token per pass, which is faster when the guesses are right. The guesses come from the conversation "
@@ -120,11 +120,12 @@ class LoadSettingsPanel(QWidget):
         form.addRow("Batch size", self.batch)
         form.addRow("KV cache", self.kv_type)
         form.addRow("Speculative decoding", self.drafting)
-        draft_row = QHBoxLayout()
-        draft_row.addWidget(self.draft_field, 1)
-        draft_row.addWidget(self.choose_draft)
-        draft_row.addWidget(self.clear_draft)
-        form.addRow("Draft model", draft_row)
+        form.addRow("Draft model", self.draft_field)  # the file's name gets the row's width...
+        draft_buttons = QHBoxLayout()  # ...and its buttons the row below
+        draft_buttons.addWidget(self.choose_draft)
+        draft_buttons.addWidget(self.clear_draft)
+        draft_buttons.addStretch(1)
+        form.addRow("", draft_buttons)
         note = QLabel("Changing these reloads the model; the conversation is kept.")
         note.setWordWrap(True)
         self.apply_button = QPushButton(button_text)
