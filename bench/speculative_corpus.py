@@ -184,5 +184,7 @@ CORPUS: list[tuple[str, str, str]] = [
     ("story: a lost key", ORDINARY, "Tell me a short story about a child who finds a lost key."),
 ]
 
-QUICK = ("edit code: rename a class", "explain: rainbows")  # --quick: one of each kind
-STOP_PROMPT = "edit code: rename a class"  # the stop latency is measured on it, drafting "on"
+# --quick: one of each kind. SmolLM2-135M explains the class renaming instead of doing it, but writes
+# the function renaming's file out: a quoting answer within --quick's 48 tokens, and a long one to stop.
+QUICK = ("edit code: rename a function", "explain: rainbows")
+STOP_PROMPT = "edit code: rename a function"  # the stop latency is measured on it, drafting "on"

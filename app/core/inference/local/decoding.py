@@ -64,17 +64,19 @@ def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,
                 token = llama_adapter.sample(llm, sampler)
                 continue
             accepted, spent = 0, perf_counter() - started
+            governor.drafted_round(len(guesses))
             for row, guess in enumerate(guesses):
                 token = llama_adapter.sample(llm, sampler, row)
                 if token != guess:
                     break
                 accepted += 1
                 valid += 1
+                governor.accept()
                 yield token
                 drafter.append(token)
             else:
                 token = llama_adapter.sample(llm, sampler, len(guesses))  # the row after the last guess
-            governor.record(len(guesses), accepted, spent)
+            governor.end_round(len(guesses), accepted, spent)
             llama_adapter.rewind(llm, valid)
     finally:
         llama_adapter.rewind(llm, valid)
