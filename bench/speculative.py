@@ -314,7 +314,7 @@ def prompt_row(name: str, kind: str, prompt_tokens: int, results: dict[str, list
         "drafting": next((r["drafting"] for r in auto if r["drafting"]), ""),
         "drafted": drafted, "accepted": accepted,
         "acceptance": round(accepted / drafted, 4) if drafted else None,
-        "auto_turned_off_rounds": sum(r["turned_off"] for r in auto),
+        "auto_paused_rounds": sum(r["turned_off"] for r in auto),  # rounds where auto paused drafting
         "app_cached_tokens": max(r["cached_tokens"] for c in ("auto", "off") for r in results[c]),
         "agreement": agreement(tokenize, results["raw"][0]["text"], auto[0]["text"]),
         "agreement_off": agreement(tokenize, results["raw"][0]["text"], results["off"][0]["text"]),
@@ -344,12 +344,12 @@ def report(figures: dict) -> None:
           f"{figures['tokens']} tokens, {figures['rounds']} round(s), app: {figures['app']}, "
           f"drafting auto: {figures['drafting']['auto'] or 'none'}")
     print(f"{'prompt':<32}{'kind':<9}{'tokens r/a/o':>14}{'raw t/s':>9}{'auto t/s':>9}{'off t/s':>9}"
-          f"{'auto/raw':>9}{'off/raw':>8}{'accept':>8}{'auto off':>9}{'agree pre':>10}{'agree pos':>10}"
+          f"{'auto/raw':>9}{'off/raw':>8}{'accept':>8}{'paused':>9}{'agree pre':>10}{'agree pos':>10}"
           f"{'same':>6}")
     for row in figures["prompts"]:
         counts = "/".join(str(row["tokens"][c][0]) for c in CONTENDERS)
         accept = "-" if row["acceptance"] is None else f"{row['acceptance']:.2f}"
-        turned = f"{row['auto_turned_off_rounds']}/{len(row['tokens']['auto'])}"
+        turned = f"{row['auto_paused_rounds']}/{len(row['tokens']['auto'])}"
         agree = row["agreement"]
         print(f"{row['name'][:31]:<32}{row['kind']:<9}{counts:>14}{row['tok_s']['raw']:>9.1f}"
               f"{row['tok_s']['auto']:>9.1f}{row['tok_s']['off']:>9.1f}{row['ratio_auto_raw']:>9.3f}"

@@ -91,6 +91,7 @@ class Scripted:
     token of the answer, which it guesses wrong: full batches, with a wrong guess now and then."""
 
     name = "scripted"
+    cheap = True
 
     def __init__(self, answer: list[int], wrong: int, wrong_token: int) -> None:
         self.answer, self.wrong, self.wrong_token = answer, wrong, wrong_token
@@ -154,6 +155,7 @@ class WrongGuesses:
     """A drafter whose every guess is a token the model would not choose (it stays on one id)."""
 
     name = "wrong guesses"
+    cheap = True
 
     def __init__(self, token: int) -> None:
         self.token, self.seen = token, []
@@ -210,23 +212,38 @@ def test_stop_takes_effect_at_the_token_asked_even_inside_a_drafted_batch(plain:
         assert stats.accepted_tokens >= stop_after - 2  # the stop came while guesses were being read
 
 
-def test_auto_turns_drafting_off_when_guesses_stay_wrong_but_on_keeps_it() -> None:
+def test_auto_pauses_drafting_while_guesses_stay_wrong_and_tries_again_later_but_on_keeps_it() -> None:
     speed = PlainSpeed()
     speed.add(0.010)
     auto, forced = DraftGovernor("auto", speed), DraftGovernor("on", speed)
-    for governor in (auto, forced):
-        for _ in range(5):
+
+    def wrong_rounds(governor: DraftGovernor, rounds: int) -> None:
+        for _ in range(rounds):
             if governor.next_size(room=1000):
                 governor.record(drafted=governor.next_size(room=1000), accepted=0, seconds=0.03)
-    assert auto.turned_off and auto.next_size(room=1000) == 0 and auto.rounds == 2
+            else:
+                governor.record_plain(0.010)
+
+    wrong_rounds(auto, 5)
+    wrong_rounds(forced, 5)
+    assert auto.turned_off and auto.rounds == 2 and auto.next_size(room=1000) == 0  # paused
     assert not forced.turned_off and forced.rounds == 5 and forced.next_size(room=1000) >= 2
+    wrong_rounds(auto, drafting.PAUSE_TOKENS - 4)  # 2 drafted rounds and 3 plain tokens so far
+    assert auto.next_size(room=1000) == 0
+    wrong_rounds(auto, 1)
+    assert auto.next_size(room=1000) == drafting.RETRY_DRAFT  # tries again, with a few guesses
+    wrong_rounds(auto, 2 + 2 * drafting.PAUSE_TOKENS - 1)  # wrong again: paused twice as long
+    assert auto.rounds == 4 and auto.next_size(room=1000) == 0
+    wrong_rounds(auto, 1)
+    assert auto.next_size(room=1000) == drafting.RETRY_DRAFT
+
     good = DraftGovernor("auto", speed)
     for _ in range(6):
         good.record(drafted=good.next_size(room=1000), accepted=good.next_size(room=1000), seconds=0.05)
     assert not good.turned_off and good.next_size(room=1000) == 16 and good.next_size(room=5) == 5
 
 
-def test_auto_stops_drafting_an_answer_whose_guesses_stay_wrong(plain: Engine, model_path: Path) -> None:
+def test_auto_pauses_drafting_where_guesses_stay_wrong(plain: Engine, model_path: Path) -> None:
     engine = Engine()
     engine.load(model_path, LoadOptions(n_ctx=2048, flash_attn=True))  # "auto" is the default
     try:
@@ -234,10 +251,11 @@ def test_auto_stops_drafting_an_answer_whose_guesses_stay_wrong(plain: Engine, m
         zebra = plain._llm.tokenize(b" zebra", add_bos=False)[0]
         engine._drafter = Scripted(plain_tokens(plain, STORY, 48), wrong=1, wrong_token=zebra)
         text, stats = answer(engine, STORY)
-        assert text == expected
+        assert text == expected and stats.completion_tokens == 48
         assert stats.drafting_turned_off and stats.accepted_tokens == 0
-        # Two rounds, of 8 guesses and then 2, were enough to judge: drafting cost two batches.
-        assert stats.drafted_tokens == drafting.FIRST_DRAFT + drafting.MIN_DRAFT
+        # Two rounds (8 guesses, then 2) were enough to judge; 32 tokens later, two more (4, then 2).
+        assert stats.drafted_tokens == drafting.FIRST_DRAFT + drafting.MIN_DRAFT + drafting.RETRY_DRAFT \
+            + drafting.MIN_DRAFT
     finally:
         engine.unload()
 

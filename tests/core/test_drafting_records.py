@@ -150,7 +150,7 @@ def test_an_import_refuses_drafting_fields_that_make_no_sense(changes, words) ->
 
 def test_the_markdown_export_says_how_many_guesses_were_accepted() -> None:
     conversation = drafted_conversation()
-    assert ("prompt lookup: 84% of 312 drafted tokens accepted, then turned off (too few were right)"
+    assert ("prompt lookup: 84% of 312 drafted tokens accepted, paused where too few were right"
             in to_markdown(conversation))
     conversation.thread()[-1].generation = GenerationRecord(model_file="SmolLM2.gguf", completion_tokens=3)
     assert "drafted" not in to_markdown(conversation)

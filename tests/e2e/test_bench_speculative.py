@@ -44,7 +44,7 @@ def test_the_quick_speculative_bench_reports_speed_agreement_acceptance_and_stop
     assert quoting["drafting"] == "prompt lookup" and quoting["drafted"] > 0, quoting
     assert 0 <= quoting["accepted"] <= quoting["drafted"]
     assert quoting["acceptance"] == round(quoting["accepted"] / quoting["drafted"], 4)
-    assert 0 <= quoting["auto_turned_off_rounds"] <= 1
+    assert 0 <= quoting["auto_paused_rounds"] <= 1
 
     agreement = figures["agreement"]
     assert agreement["of"] == 2 and 0 <= agreement["identical"] <= 2 and 0 <= agreement["off_identical"] <= 2

@@ -146,9 +146,9 @@ def test_the_footer_shows_the_share_of_drafts_accepted_and_its_tooltip_the_detai
     assert footer_tooltip(drafted) == "Drafting (prompt lookup): 84% of 312 guessed tokens accepted"
 
     stopped = answer(drafting="prompt lookup", drafted_tokens=40, accepted_tokens=4, drafting_turned_off=True)
-    assert message_footer(stopped).endswith(" · 10%\u00a0of\u00a0drafts\u00a0accepted,\u00a0then\u00a0off")
+    assert message_footer(stopped).endswith(" · 10%\u00a0of\u00a0drafts\u00a0accepted")
     assert footer_tooltip(stopped) == ("Drafting (prompt lookup): 10% of 40 guessed tokens accepted; "
-                                       "turned off for the rest of the answer (too few were right)")
+                                       "Automatic paused it where too few were right")
 
     plain = answer()
     assert "draft" not in message_footer(plain) and footer_tooltip(plain) == ""

@@ -48,8 +48,8 @@ class GenerationRecord:
     system_fingerprint: str = ""
     server_tokens_per_s: float = 0.0
     # Speculative decoding (the local engine): what drafted ("prompt lookup", "draft model <file>"; ""
-    # when nothing did), the tokens guessed and accepted, and whether "auto" turned drafting off for
-    # the rest of the answer because too few guesses were right.
+    # when nothing did), the tokens guessed and accepted, and whether "auto" paused drafting (at
+    # least once) because too few guesses were right.
     drafting: str = ""
     drafted_tokens: int = 0
     accepted_tokens: int = 0

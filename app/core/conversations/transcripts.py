@@ -89,7 +89,7 @@ def _facts(message: Message, model: str) -> str:
         if gen.tokens_per_s:
             parts.append(f"{gen.tokens_per_s:.1f} tok/s")
         if gen.acceptance is not None:
-            off = ", then turned off (too few were right)" if gen.drafting_turned_off else ""
+            off = ", paused where too few were right" if gen.drafting_turned_off else ""
             parts.append(f"{gen.drafting or 'drafting'}: {gen.acceptance:.0%} of {gen.drafted_tokens:,} "
                          f"drafted tokens accepted{off}")
         if gen.stop_reason:

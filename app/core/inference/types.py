@@ -119,7 +119,7 @@ class GenerationStats:
     server_tokens_per_s: float = 0.0  # its own decode speed (llama-server's timings)
     # Speculative decoding in this answer (the local engine): what drafted ("" when nothing did),
     # the tokens guessed, how many of them the model accepted as its own choice, and whether
-    # "auto" turned drafting off for the rest of the answer because too few were accepted.
+    # "auto" paused drafting (at least once) because too few were accepted.
     drafting: str = ""
     drafted_tokens: int = 0
     accepted_tokens: int = 0

@@ -56,8 +56,7 @@ def message_footer(message: Message) -> str:
             parts.append(_together(f"{record.tokens_per_s:.1f} tok/s"))
             parts.append(_together(f"first token {record.ttft_s:.2f} s"))
         if record.acceptance is not None:
-            then_off = ", then off" if record.drafting_turned_off else ""  # Automatic stopped drafting
-            parts.append(_together(f"{record.acceptance:.0%} of drafts accepted{then_off}"))
+            parts.append(_together(f"{record.acceptance:.0%} of drafts accepted"))
         if record.dropped_messages:
             parts.append(f"{plural(record.dropped_messages, 'earlier message')} not sent (context full)")
     if message.incomplete:
@@ -100,7 +99,7 @@ def drafting_sentence(record: GenerationRecord) -> str:
     sentence = (f"Drafting{source}: {record.acceptance:.0%} of {record.drafted_tokens:,} guessed tokens "
                 "accepted")
     if record.drafting_turned_off:
-        sentence += "; turned off for the rest of the answer (too few were right)"
+        sentence += "; Automatic paused it where too few were right"
     return sentence
 
 

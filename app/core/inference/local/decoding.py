@@ -17,8 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from time import perf_counter
 
+from app.core.chat.sampling import SamplingParams
 from app.core.inference.local import llama_adapter
 from app.core.inference.local.drafting import Drafter, DraftGovernor
+
+
+def sampler_settings(sampling: SamplingParams, grammar=None) -> dict:
+    """Llama.generate's keyword arguments for a sampler chain from the window's sampling settings."""
+    return dict(temp=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
+                typical_p=sampling.typical_p, repeat_penalty=sampling.repeat_penalty,
+                frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty,
+                mirostat_mode=sampling.mirostat, mirostat_tau=sampling.mirostat_tau,
+                mirostat_eta=sampling.mirostat_eta, grammar=grammar)
 
 
 def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,

@@ -10,8 +10,8 @@ choice is the same token (decoding.generate). Two drafters:
 
 On a CPU a batch of n tokens costs more than one token (on this 2-core machine with a 135M model:
 1 token 13 ms, 5 tokens 40 ms, 17 tokens 95 ms), so guesses pay only when most are right. The
-DraftGovernor sizes each guess by how the last ones fared, and in "auto" mode turns drafting off for
-the rest of an answer when drafted rounds deliver tokens more slowly than plain decoding does.
+DraftGovernor sizes each guess by how the last ones fared, and in "auto" mode pauses drafting (for
+longer each time) when drafted rounds deliver tokens more slowly than plain decoding does.
 """
 
 from __future__ import annotations
@@ -36,11 +36,15 @@ MIN_DRAFT = 2
 JUDGE_AFTER_ROUNDS = 3  # drafted rounds before "auto" judges whether drafting pays (2 if none was right)
 GIVE_UP_ACCEPTANCE = 0.5  # "auto" turns drafting off below this share of right guesses...
 KEEP_ACCEPTANCE = 0.8  # ...keeps it from this share up; between the two, by the time drafted rounds take
+PAUSE_TOKENS = 32  # "auto" pauses drafting this long the first time, twice as long each time after
+RETRY_DRAFT = 4  # tokens guessed when drafting tries again
 PLAIN_SPEED_WEIGHT = 0.1  # each plain decode's weight in the running mean of its duration
 
 
 class Drafter(Protocol):
     name: str  # as GenerationStats.drafting says it
+    cheap: bool  # guessing costs next to nothing (no model runs): the share of right guesses tells
+    #              whether drafting pays; otherwise only its timing does
 
     def start(self, tokens: Sequence[int]) -> None:
         """A new answer to the prompt `tokens`."""
@@ -60,6 +64,7 @@ class PromptLookup:
     last NGRAM tokens, and the tokens that followed it there."""
 
     name = "prompt lookup"
+    cheap = True
 
     def __init__(self) -> None:
         self._tokens: list[int] = []
@@ -89,6 +94,8 @@ class PromptLookup:
 class DraftModel:
     """Greedy guesses from a second, smaller model sharing the vocabulary, kept in step with the
     answer: its KV cache holds the prompt and the answer, and is cut back where a guess was wrong."""
+
+    cheap = False
 
     def __init__(self, llm: llama_adapter.Llama, file_name: str) -> None:
         self.llm = llm
@@ -141,58 +148,79 @@ class PlainSpeed:
 
 class DraftGovernor:
     """One answer's drafting: how many tokens to guess next, the tally, and in "auto" mode whether
-    drafting still pays."""
+    drafting pays. Where it does not, "auto" pauses it for PAUSE_TOKENS tokens of the answer, twice as
+    long each time, then tries a few guesses again: an answer that explains first and quotes later
+    (most of them) still gains, while chat that never quotes pays for a few short tries at most."""
 
-    def __init__(self, mode: str, plain: PlainSpeed, most: int = MAX_DRAFT_TOKENS) -> None:
-        self.mode, self.plain, self.most = mode, plain, most
+    def __init__(self, mode: str, plain: PlainSpeed, most: int = MAX_DRAFT_TOKENS,
+                 cheap: bool = True) -> None:
+        self.mode, self.plain, self.most, self.cheap = mode, plain, most, cheap
         self.size = min(FIRST_DRAFT, most)
-        self.drafted = self.accepted = self.rounds = 0
-        self.seconds = 0.0  # spent in drafted rounds (guessing and the batch), which gave...
-        self.emitted = 0  # ...this many tokens
-        self.turned_off = False
+        self.drafted = self.accepted = self.rounds = 0  # the whole answer's
+        self.turned_off = False  # "auto" paused drafting at least once: too few guesses were right
+        self.tokens = 0  # the answer's tokens so far (after its first)
+        self._resume_at, self._pause = 0, PAUSE_TOKENS
+        self._since_judged()
+
+    def _since_judged(self) -> None:
+        """The tally "auto" judges: the rounds since drafting (re)started."""
+        self._drafted = self._accepted = self._rounds = self._emitted = 0
+        self._seconds = 0.0  # spent in those drafted rounds (guessing and the batch)
 
     @property
     def active(self) -> bool:
-        return self.mode != "off" and not self.turned_off and self.most > 0
+        return self.mode != "off" and self.most > 0 and self.tokens >= self._resume_at
 
     def next_size(self, room: int) -> int:
         """Tokens to guess now, with `room` positions left in the context after the next token."""
         return min(self.size, room) if self.active else 0
 
     def record_plain(self, seconds: float) -> None:
+        self.tokens += 1
         self.plain.add(seconds)
 
     def drafted_round(self, guesses: int) -> None:
         """A batch with `guesses` guesses was read; accept() counts each kept, end_round() ends it."""
         self.drafted += guesses
+        self._drafted += guesses
         self.rounds += 1
+        self._rounds += 1
 
     def accept(self) -> None:
         self.accepted += 1
+        self._accepted += 1
 
     def end_round(self, guesses: int, accepted: int, seconds: float) -> None:
         """The round's `guesses`, the first `accepted` of them right, took `seconds`: the next size,
         and in "auto" mode whether drafting goes on."""
-        self.seconds += seconds
-        self.emitted += accepted + 1
+        self.tokens += accepted + 1
+        self._seconds += seconds
+        self._emitted += accepted + 1
         self.size = min(self.size * 2, self.most) if accepted == guesses else max(MIN_DRAFT, accepted + 1)
-        judge = self.rounds >= (JUDGE_AFTER_ROUNDS if self.accepted else JUDGE_AFTER_ROUNDS - 1)
+        judge = self._rounds >= (JUDGE_AFTER_ROUNDS if self._accepted else JUDGE_AFTER_ROUNDS - 1)
         if self.mode == "auto" and judge and not self._pays():
             self.turned_off = True
+            self._resume_at, self._pause = self.tokens + self._pause, self._pause * 2
+            self.size = min(RETRY_DRAFT, self.most)
+            self._since_judged()
 
     def record(self, drafted: int, accepted: int, seconds: float) -> None:
         """A whole drafted round at once (drafted_round, accept and end_round)."""
         self.drafted_round(drafted)
         self.accepted += accepted
+        self._accepted += accepted
         self.end_round(drafted, accepted, seconds)
 
     def _pays(self) -> bool:
-        """Whether drafted rounds deliver tokens faster than plain decoding. The share of right guesses
-        decides where it is clear; timing (noisy on a busy machine) only in between."""
-        share = self.accepted / self.drafted
-        if share >= KEEP_ACCEPTANCE or share < GIVE_UP_ACCEPTANCE:
-            return share >= KEEP_ACCEPTANCE
-        return self.plain.seconds is None or self.emitted / self.seconds >= 1.0 / self.plain.seconds
+        """Whether drafted rounds deliver tokens faster than plain decoding. For cheap guesses the share
+        of right ones decides where it is clear, and timing (noisy on a busy machine) only in between;
+        a draft model's guesses cost a model's work, so its timing decides."""
+        share = self._accepted / self._drafted
+        if share < GIVE_UP_ACCEPTANCE:
+            return False
+        if self.cheap and share >= KEEP_ACCEPTANCE:
+            return True
+        return self.plain.seconds is None or self._emitted / self._seconds >= 1.0 / self.plain.seconds
 
 
 def open_drafter(llm: llama_adapter.Llama, header: GGUFHeader, n_ctx: int, options: LoadOptions,

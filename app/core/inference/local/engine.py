@@ -270,21 +270,10 @@ class Engine:
         # llama.cpp itself treats -1 as 0 (off); "-1 = the whole context" is its CLI's.
         window = llm.n_ctx() if sampling.repeat_last_n < 0 else sampling.repeat_last_n
         llama_adapter.set_penalty_window(llm, window)
-        governor = DraftGovernor(self._drafting_mode, self._plain_speed) if self._drafter else None
-        answer = decoding.generate(llm, tokens, dict(
-            temp=sampling.temperature,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            typical_p=sampling.typical_p,
-            repeat_penalty=sampling.repeat_penalty,
-            frequency_penalty=sampling.frequency_penalty,
-            presence_penalty=sampling.presence_penalty,
-            mirostat_mode=sampling.mirostat,
-            mirostat_tau=sampling.mirostat_tau,
-            mirostat_eta=sampling.mirostat_eta,
-            grammar=grammar,
-        ), self._drafter, governor)
+        governor = DraftGovernor(self._drafting_mode, self._plain_speed, cheap=self._drafter.cheap) \
+            if self._drafter else None
+        answer = decoding.generate(llm, tokens, decoding.sampler_settings(sampling, grammar), self._drafter,
+                                   governor)
         self._caches.changed()
         ends_generation, piece = llama_adapter.token_reader(llm)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
