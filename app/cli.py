@@ -200,9 +200,11 @@ def list_models() -> int:
 
 def model_info(path: Path) -> int:
     """The header's facts and the memory estimate for the default load (context min(trained,
-    4096), CPU only), with the verdict against the RAM available now, as one JSON object."""
+    4096), CPU only), with the verdict against the RAM available now, and what would draft tokens
+    (speculative decoding) with its memory, as one JSON object."""
     from app.core.common.system import available_ram_bytes
-    from app.core.models import memory
+    from app.core.inference.types import LoadOptions
+    from app.core.models import drafting_plan, memory
     from app.core.models.gguf_info import read_model
 
     try:
@@ -213,6 +215,9 @@ def model_info(path: Path) -> int:
         facts = {"path": str(header.path), **header.facts()}
         facts["memory"] = {**estimate.as_dict(), "available_ram": available,
                            "verdict": memory.verdict(estimate, available, None)}
+        drafting = drafting_plan.plan(header, n_ctx, LoadOptions(n_ctx=n_ctx, n_gpu_layers=0), available)
+        facts["drafting"] = {"source": drafting.source, "note": drafting.note,
+                             "extra_ram_bytes": drafting.extra_ram}
         text = json.dumps(facts, indent=2, ensure_ascii=False)
     except UserFacingError:
         raise

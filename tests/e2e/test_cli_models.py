@@ -63,6 +63,8 @@ def test_info_prints_header_facts_and_the_memory_estimate(home: Path, model_path
     assert memory["kv_ram"] == 90 * MiB
     assert memory["ram_bytes"] == memory["weights_ram"] + memory["kv_ram"] + memory["compute_ram"]
     assert memory["verdict"] in ("fits", "tight", "won't fit")
+    # Speculative decoding by prompt lookup: the logits of 17 positions of a 49,152-token vocabulary.
+    assert info["drafting"] == {"source": "prompt lookup", "note": "", "extra_ram_bytes": 17 * 49_152 * 4}
 
 
 def test_info_of_a_short_context_model_uses_its_trained_length(home: Path, tmp_path: Path) -> None:
