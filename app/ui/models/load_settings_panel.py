@@ -212,6 +212,7 @@ class LoadSettingsPanel(QWidget):
         thread for the memory estimate, which shows once it is read."""
         self._draft_model = path
         self.draft_field.setText(Path(path).name if path else "")
+        self.draft_field.setCursorPosition(0)  # a long name shows from its start
         self.draft_field.setToolTip(path or _DRAFT_MODEL_TIP)
         if path and _key(path) not in self._draft_headers:
             self._draft_reading.start(self._read_draft_header(path))
