@@ -28,6 +28,14 @@ STOP_DELAYS_S after the first token arrived, and the time to the finished answer
 most and the median over the trials). It should be within one drafted batch (1 + MAX_DRAFT_TOKENS
 tokens in one llama_decode, timed on raw) plus the engine process's send interval (SEND_EVERY_S).
 
+Exactness with flash attention: without it, llama.cpp's CPU attention sums a position's scores in
+another order in a batch than alone, so a drafted batch can round a near-tie otherwise than plain
+decoding and the greedy answers part. With flash attention a position is computed alike alone or
+batched: one more round answers every prompt by raw Llama(flash_attn=True) and by the engine process
+with LoadOptions(flash_attn=True, drafting "auto"), both from an empty context, raw reading the prompt
+in the app's batches; the drafted answers should equal raw's. Reported: identical answers, the same
+agreement shares, and the median auto/raw ratio per kind (informational: no target).
+
 --quick: one round, one prompt of each kind, 48 tokens; the same table and JSON keys.
 Prints a table, then one JSON object as the last line.
 """
@@ -138,6 +146,13 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
 
         rows = [prompt_row(name, kind, len(prompts[name]), rounds[name], tokenize)
                 for name, kind, _ in corpus]
+        try:
+            flash = flash_attention_round(args, model, corpus, prompts, engines["auto"], options, ids,
+                                          tokenize)
+        except EngineError as error:
+            print(f"The engine could not load {model.name} with flash attention: {error.message}",
+                  file=sys.stderr)
+            return None
     finally:
         for engine in engines.values():
             engine.close()
@@ -168,21 +183,61 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
                       "mean_prefix_share": _mean(r["agreement"]["prefix_share"] for r in rows),
                       "mean_position_share": _mean(r["agreement"]["position_share"] for r in rows),
                       "off_identical": sum(r["agreement_off"]["identical"] for r in rows)},
-        "stop": stop, "targets": TARGETS,
+        "stop": stop, "targets": TARGETS, "flash_attention": flash,
         "pass": all(group["pass"] for group in groups.values()),
     }
 
 
-def replace_drafting(options, mode: str):
+def replace_drafting(options, mode: str, **more):
     from dataclasses import replace
 
-    return replace(options, drafting=mode)
+    return replace(options, drafting=mode, **more)
+
+
+def flash_attention_round(args, model: Path, corpus, prompts: dict[str, list[int]], engine, options, ids,
+                          tokenize) -> dict:
+    """One round of raw and the app (drafting "auto") both with flash attention, where a position is
+    computed alike alone or in a drafted batch: the greedy answers should be raw's, token for token."""
+    import llama_cpp
+
+    info = engine.load(str(model), replace_drafting(options, "auto", flash_attn=True))
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=N_CTX, n_threads=args.threads,
+                          n_threads_batch=args.threads, n_batch=options.n_batch, n_gpu_layers=0,
+                          flash_attn=True, verbose=False)
+    try:
+        first = corpus[0]
+        raw_round(llm, prompts[first[0]], 8, like_the_app=True)  # warm-up
+        app_round(engine, ids, first[2], 8)
+        rows = []
+        for index, (name, kind, text) in enumerate(corpus):
+            answers = {}
+            for contender in ("raw", "auto") if index % 2 == 0 else ("auto", "raw"):
+                answers[contender] = (raw_round(llm, prompts[name], args.tokens, like_the_app=True)
+                                      if contender == "raw" else app_round(engine, ids, text, args.tokens))
+            rows.append(flash_row(name, kind, len(prompts[name]), answers, tokenize))
+        print("flash attention round done", file=sys.stderr, flush=True)
+    finally:
+        llm.close()
+    groups = {}
+    for kind in TARGETS:
+        ratios = [row["ratio_auto_raw"] for row in rows if row["kind"] == kind]
+        groups[kind] = {"prompts": len(ratios),
+                        "median_ratio_auto_raw": _round(statistics.median(ratios), 3) if ratios else None}
+    return {"raw": "llama_cpp.Llama(flash_attn=True), greedy, no drafting",
+            "app": "engine process, LoadOptions(flash_attn=True, drafting=\"auto\")",
+            "drafting": info.drafting, "identical": sum(row["agreement"]["identical"] for row in rows),
+            "of": len(rows), "mean_prefix_share": _mean(row["agreement"]["prefix_share"] for row in rows),
+            "mean_position_share": _mean(row["agreement"]["position_share"] for row in rows),
+            "groups": groups, "prompts": rows}
 
 
 # -- the contenders ---------------------------------------------------------------------------------
 
-def raw_round(llm, tokens: list[int], max_tokens: int) -> dict:
-    """Llama.generate greedy from an empty context (reset: the whole prompt is read again)."""
+def raw_round(llm, tokens: list[int], max_tokens: int, like_the_app: bool = False) -> dict:
+    """Llama.generate greedy from an empty context (reset: the whole prompt is read again).
+
+    like_the_app: a prompt longer than one batch is read as the app's engine reads it (all but its last
+    token in n_batch batches, then the last alone), so both compute every prompt position alike."""
     import llama_cpp
 
     vocab = llm._model.vocab
@@ -190,6 +245,8 @@ def raw_round(llm, tokens: list[int], max_tokens: int) -> dict:
     answer: list[int] = []
     first = last = 0.0
     started = perf_counter()
+    if like_the_app and len(tokens) - 1 > llm.n_batch:
+        llm.eval(tokens[:-1])  # Llama.generate then reuses this prefix and evaluates the last token
     for token in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
         last = perf_counter()
         if not answer and not first:
@@ -321,6 +378,17 @@ def prompt_row(name: str, kind: str, prompt_tokens: int, results: dict[str, list
     }
 
 
+def flash_row(name: str, kind: str, prompt_tokens: int, answers: dict[str, dict], tokenize) -> dict:
+    raw, auto = answers["raw"], answers["auto"]
+    return {"name": name, "kind": kind, "prompt_tokens": prompt_tokens,
+            "tokens": {"raw": raw["tokens"], "auto": auto["tokens"]},
+            "tok_s": {"raw": round(raw["tok_s"], 2), "auto": round(auto["tok_s"], 2)},
+            "ratio_auto_raw": round(auto["tok_s"] / raw["tok_s"], 3) if raw["tok_s"] else 0.0,
+            "drafted": auto["drafted"], "accepted": auto["accepted"],
+            "app_cached_tokens": auto["cached_tokens"],
+            "agreement": agreement(tokenize, raw["text"], auto["text"])}
+
+
 def _mean(values) -> float:
     return round(statistics.mean(values), 4)
 
@@ -364,6 +432,15 @@ def report(figures: dict) -> None:
           f"(drafting off: {agree['off_identical']} of {agree['of']}); mean share before the first "
           f"difference {agree['mean_prefix_share']}, mean share of positions that agree "
           f"{agree['mean_position_share']}")
+    flash = figures["flash_attention"]
+    ratios = ", ".join(f"{kind} {group['median_ratio_auto_raw']}" for kind, group in flash["groups"].items())
+    print(f"with flash attention (raw Llama(flash_attn=True) vs the app, drafting auto: "
+          f"{flash['drafting'] or 'none'}): identical answers {flash['identical']} of {flash['of']}; mean "
+          f"share before the first difference {flash['mean_prefix_share']}, mean share of positions that "
+          f"agree {flash['mean_position_share']}; median auto/raw {ratios} (informational)")
+    parted = [row["name"] for row in flash["prompts"] if not row["agreement"]["identical"]]
+    if parted:
+        print(f"with flash attention the answers differ on: {', '.join(parted)}")
     stop = figures["stop"]
     for trial in stop["trials"]:
         latency = "not measured (the answer ended first)" if trial["latency_s"] is None else \

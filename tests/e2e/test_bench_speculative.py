@@ -1,11 +1,14 @@
 """bench/speculative.py keeps working: one quick run measures raw, drafting "auto" and "off" on a
-quoting and an ordinary prompt, the greedy agreement, the acceptance and the stop latency.
+quoting and an ordinary prompt, the greedy agreement, the acceptance, the stop latency, and the
+exactness of drafting with flash attention.
 
 The speeds (the 1.5x and 0.98x targets) and the stop latency's bound are the bench's to report, not a
 test's to assert: they depend on the machine and its load. What is asserted is what a reader of the
 figures depends on: every contender answered every prompt and was measured on its whole prompt, the
 agreement shares are shares, drafting drafted on the quoting prompt and its acceptance is reported,
-and Stop ended the drafted answer before its limit.
+and Stop ended the drafted answer before its limit. With flash attention (a position computed alike
+alone or in a drafted batch) every drafted greedy answer equals raw's: that is the section's point, so
+it is asserted, with drafting having drafted on the quoting prompt so the equality is not trivial.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ def test_the_quick_speculative_bench_reports_speed_agreement_acceptance_and_stop
     assert agreement["of"] == 2 and 0 <= agreement["identical"] <= 2 and 0 <= agreement["off_identical"] <= 2
     assert 0 <= agreement["mean_prefix_share"] <= 1 and 0 <= agreement["mean_position_share"] <= 1
 
+    flash = figures["flash_attention"]
+    assert flash["drafting"] == "prompt lookup" and flash["of"] == 2 and 0 <= flash["identical"] <= 2
+    assert 0 <= flash["mean_prefix_share"] <= 1 and 0 <= flash["mean_position_share"] <= 1
+    assert sorted(row["name"] for row in flash["prompts"]) == sorted(row["name"] for row in rows)
+    for row in flash["prompts"]:
+        assert row["tokens"]["raw"] > 1 and row["tokens"]["auto"] > 1 and row["ratio_auto_raw"] > 0, row
+        assert row["app_cached_tokens"] == 0, row  # both read the whole prompt from an empty context
+        shares = row["agreement"]
+        assert 0 <= shares["prefix_share"] <= 1 and 0 <= shares["position_share"] <= 1, row
+    assert next(row for row in flash["prompts"] if row["kind"] == "quoting")["drafted"] > 0, flash
+    for kind in ("quoting", "ordinary"):
+        assert flash["groups"][kind]["prompts"] == 1 and flash["groups"][kind]["median_ratio_auto_raw"] > 0
+    assert flash["identical"] == flash["of"], flash  # drafted greedy answers are raw's, token for token
+    assert flash["mean_prefix_share"] == flash["mean_position_share"] == 1
+
     for kind, target in (("quoting", 1.5), ("ordinary", 0.98)):
         group = figures["groups"][kind]
         assert group["prompts"] == 1 and group["target"] == target and isinstance(group["pass"], bool)
@@ -67,6 +85,7 @@ def test_the_quick_speculative_bench_reports_speed_agreement_acceptance_and_stop
     assert isinstance(stop["within_bound"], bool)
 
     for label in ("auto/raw", "quoting prompts: median auto/raw", "ordinary prompts: median auto/raw",
-                  "identical answers", "stop with drafting on", "stop latency: at most",
+                  "identical answers", "with flash attention (raw Llama(flash_attn=True)",
+                  "stop with drafting on", "stop latency: at most",
                   "overall:"):
         assert label in out, out  # the human table
