@@ -17,6 +17,7 @@ import pytest
 
 from app.core.chat.sampling import GREEDY
 from app.core.inference.local import decoding, drafting, llama_adapter
+from app.core.inference.local import engine as engine_module
 from app.core.inference.local.drafting import DraftGovernor, PlainSpeed, PromptLookup
 from app.core.inference.local.engine import Engine, GenerationStats, LoadOptions
 from app.core.models import drafting_plan, memory
@@ -209,7 +210,8 @@ def test_stop_takes_effect_at_the_token_asked_even_inside_a_drafted_batch(plain:
                 stats = event
         assert stats is not None and stats.stop_reason == "user"
         assert stats.completion_tokens == stop_after
-        assert stats.accepted_tokens >= stop_after - 2  # the stop came while guesses were being read
+        assert stats.accepted_tokens >= stop_after - 2  # the stop came while guesses were being read...
+        assert stats.drafted_tokens == stats.accepted_tokens  # ...and the guesses never looked at don't count
 
 
 def test_auto_pauses_drafting_while_guesses_stay_wrong_and_tries_again_later_but_on_keeps_it() -> None:
@@ -299,7 +301,7 @@ def test_a_draft_model_with_another_vocabulary_falls_back_to_prompt_lookup(model
 def test_drafting_is_off_and_says_why_when_its_memory_would_not_fit(model_path: Path, monkeypatch) -> None:
     header = read_model(model_path)
     own = memory.estimate(header, 2048, 0, "f16").ram_bytes
-    monkeypatch.setattr(drafting, "available_ram_bytes", lambda: own + 1024)  # room for the model only
+    monkeypatch.setattr(engine_module, "available_ram_bytes", lambda: own + 1024)  # room for the model only
     engine = Engine()
     info = engine.load(model_path, LoadOptions(n_ctx=2048))
     try:
@@ -311,3 +313,56 @@ def test_drafting_is_off_and_says_why_when_its_memory_would_not_fit(model_path: 
     finally:
         engine.unload()
     assert drafting_plan.logits_bytes(49_152) == 17 * 49_152 * 4
+
+
+def test_a_draft_model_waits_for_a_plain_decode_to_be_judged_against() -> None:
+    speed = PlainSpeed()
+    governor = DraftGovernor("auto", speed, cheap=False)
+    assert governor.next_size(room=1000) == 0
+    governor.record_plain(0.013)
+    assert governor.next_size(room=1000) == drafting.FIRST_DRAFT
+    # Right guesses that cost more than plain decoding: a draft model is paused all the same.
+    for _ in range(3):
+        governor.record(drafted=4, accepted=3, seconds=0.2)
+    assert governor.turned_off and governor.next_size(room=1000) == 0
+
+
+LONG = [{"role": "user", "content": "Here are my notes:\n\n" + "The river rose after the storm. " * 150
+                                    + "\n\nSummarise them in one sentence."}]
+
+
+def test_stop_while_the_draft_model_reads_a_long_prompt(model_path: Path) -> None:
+    engine = Engine()
+    engine.load(model_path, LoadOptions(n_ctx=2048, n_batch=128, drafting="on", draft_model=str(model_path)))
+    try:
+        read: list[int] = []
+        stream = engine.stream(LONG, SHORT, on_prompt_progress=lambda done, total: read.append(done == total),
+                               should_stop=lambda: bool(read) and read[-1])  # Stop once the model read it
+        *deltas, stats = stream
+        assert stats.stop_reason == "user" and stats.completion_tokens == 0 and not deltas
+        prompt = engine.tokenize_chat(LONG)
+        assert llama_adapter.evaluated_count(engine._llm) == len(prompt) - 1
+        assert llama_adapter.evaluated_count(engine._drafter.llm) < len(prompt) - 1  # stopped between batches
+    finally:
+        engine.unload()
+
+
+def test_a_failing_draft_model_gives_way_to_prompt_lookup(model_path: Path, plain: Engine) -> None:
+    engine = Engine()
+    engine.load(model_path, LoadOptions(n_ctx=2048, drafting="on", draft_model=str(model_path),
+                                        flash_attn=True))
+    try:
+        def broken(tokens) -> None:  # as llama-cpp-python reports a failed llama_decode (a GPU out of memory)
+            raise RuntimeError("llama_decode returned -3")
+
+        engine._drafter.llm.eval = broken
+        expected, _ = answer(plain, LIST)
+        text, stats = answer(engine, LIST)
+        assert text == expected and stats.stop_reason == "eos" and stats.accepted_tokens == 0
+        text, stats = answer(engine, LIST)  # the next answer: prompt lookup drafts
+        assert text == expected and stats.drafting == "prompt lookup"
+        assert engine.info.drafting == "prompt lookup"
+        assert engine.info.drafting_note == (f"The draft model {model_path.name} failed (llama_decode "
+                                             "returned -3): prompt lookup drafts instead.")
+    finally:
+        engine.unload()

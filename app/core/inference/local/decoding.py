@@ -54,6 +54,7 @@ def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,
     if drafting:
         drafter.start(prompt)
     most = min(llm.n_batch, llm.n_ctx()) - 1  # one batch holds the token and its guesses
+    unchecked = 0  # guesses of the round in progress not compared yet
     try:
         while True:
             yield token
@@ -74,7 +75,7 @@ def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,
                 token = llama_adapter.sample(llm, sampler)
                 continue
             accepted, spent = 0, perf_counter() - started
-            governor.drafted_round(len(guesses))
+            governor.begin_round(len(guesses))
             for row, guess in enumerate(guesses):
                 token = llama_adapter.sample(llm, sampler, row)
                 if token != guess:
@@ -82,11 +83,16 @@ def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,
                 accepted += 1
                 valid += 1
                 governor.accept()
+                unchecked = len(guesses) - row - 1  # if the answer ends at this token
                 yield token
                 drafter.append(token)
             else:
                 token = llama_adapter.sample(llm, sampler, len(guesses))  # the row after the last guess
+            unchecked = 0
             governor.end_round(len(guesses), accepted, spent)
-            llama_adapter.rewind(llm, valid)
+            if not llama_adapter.rewind(llm, valid):  # never kept: a wrong guess would stay in the context
+                raise RuntimeError("llama.cpp could not take back the rejected guesses")
     finally:
+        if unchecked:
+            governor.unchecked(unchecked)
         llama_adapter.rewind(llm, valid)

@@ -16,16 +16,18 @@ longer each time) when drafted rounds deliver tokens more slowly than plain deco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from app.core.common.system import available_ram_bytes
 from app.core.inference.local import llama_adapter
 from app.core.inference.types import MAX_DRAFT_TOKENS, LoadOptions
 from app.core.models.drafting_plan import plan
 from app.core.models.gguf_info import GGUFHeader
+
+log = logging.getLogger(__name__)
 
 # The suffix looked up. Measured on bench/speculative.py's corpus with SmolLM2-135M on 2 cores: guesses
 # after a match of 2 to 5 tokens were right about a third of the time, which costs more than it saves
@@ -93,13 +95,15 @@ class PromptLookup:
 
 class DraftModel:
     """Greedy guesses from a second, smaller model sharing the vocabulary, kept in step with the
-    answer: its KV cache holds the prompt and the answer, and is cut back where a guess was wrong."""
+    answer: its KV cache holds the prompt and the answer, and is cut back where a guess was wrong.
+    If llama.cpp fails it, it guesses nothing more (`failed` says why) and the engine drops it."""
 
     cheap = False
 
     def __init__(self, llm: llama_adapter.Llama, file_name: str) -> None:
         self.llm = llm
         self.name = f"draft model {file_name}"
+        self.failed = ""
         self._sampler = llama_adapter.greedy_sampler()
         self._tokens: list[int] = []
 
@@ -109,26 +113,52 @@ class DraftModel:
     def append(self, token: int) -> None:
         self._tokens.append(token)
 
+    def catch_up(self, prompt: Sequence[int], should_stop: Callable[[], bool]) -> bool:
+        """Read what of `prompt` the draft model has not read yet, batch by batch (a long chat, or one
+        switched to, is new to it): so the first drafted round does not stall, and Stop works between
+        batches. False when stopped."""
+        llm = self.llm
+        try:
+            self._keep_common_prefix(prompt)
+            for start in range(llm.n_tokens, len(prompt) - 1, llm.n_batch):
+                if should_stop():
+                    return False
+                llm.eval(prompt[start:min(len(prompt) - 1, start + llm.n_batch)])
+        except (RuntimeError, ValueError) as error:
+            self._fail(error)
+        return True
+
     def draft(self, n: int) -> list[int]:
         llm, tokens = self.llm, self._tokens
         n = min(n, llm.n_ctx() - len(tokens))
-        if n <= 0:
+        if n <= 0 or self.failed:
             return []
-        evaluated = llama_adapter.evaluated_tokens(llm)
-        keep = 0
-        for a, b in zip(evaluated, tokens[:-1], strict=False):
+        try:
+            self._keep_common_prefix(tokens)
+            llm.eval(tokens[llm.n_tokens:])
+            guesses: list[int] = []
+            while True:
+                guesses.append(llama_adapter.sample(llm, self._sampler))
+                if len(guesses) == n:
+                    return guesses
+                llama_adapter.decode(llm, guesses[-1:], every_row=False)
+        except (RuntimeError, ValueError) as error:  # a failed llama_decode: the answer goes on without
+            self._fail(error)
+            return []
+
+    def _keep_common_prefix(self, tokens: Sequence[int]) -> None:
+        """Keep what the draft model read that `tokens` start with (all but their last token)."""
+        llm, keep = self.llm, 0
+        for a, b in zip(llama_adapter.evaluated_tokens(llm), tokens[:-1], strict=False):
             if a != b:
                 break
             keep += 1
         if not llama_adapter.rewind(llm, keep):
             llm.reset()
-        llm.eval(tokens[llm.n_tokens:])
-        guesses: list[int] = []
-        while True:
-            guesses.append(llama_adapter.sample(llm, self._sampler))
-            if len(guesses) == n:
-                return guesses
-            llama_adapter.decode(llm, guesses[-1:], every_row=False)
+
+    def _fail(self, error: Exception) -> None:
+        log.warning("the draft model failed: %s", error)
+        self.failed = str(error) or type(error).__name__
 
     def close(self) -> None:
         self.llm.close()
@@ -172,15 +202,19 @@ class DraftGovernor:
         return self.mode != "off" and self.most > 0 and self.tokens >= self._resume_at
 
     def next_size(self, room: int) -> int:
-        """Tokens to guess now, with `room` positions left in the context after the next token."""
-        return min(self.size, room) if self.active else 0
+        """Tokens to guess now, with `room` positions left in the context after the next token. A
+        draft model waits for one plain decode first: its rounds are judged against that speed."""
+        if not self.active or (not self.cheap and self.plain.seconds is None):
+            return 0
+        return min(self.size, room)
 
     def record_plain(self, seconds: float) -> None:
         self.tokens += 1
         self.plain.add(seconds)
 
-    def drafted_round(self, guesses: int) -> None:
-        """A batch with `guesses` guesses was read; accept() counts each kept, end_round() ends it."""
+    def begin_round(self, guesses: int) -> None:
+        """A batch with `guesses` guesses was read; accept() counts each kept, end_round() ends the
+        round, unchecked() takes back those a Stop left unread before it ended."""
         self.drafted += guesses
         self._drafted += guesses
         self.rounds += 1
@@ -189,6 +223,11 @@ class DraftGovernor:
     def accept(self) -> None:
         self.accepted += 1
         self._accepted += 1
+
+    def unchecked(self, guesses: int) -> None:
+        """The answer ended at a kept guess (a Stop, a stop string, the length): the guesses after it
+        were never compared with the model's choice, so they count neither way."""
+        self.drafted -= guesses
 
     def end_round(self, guesses: int, accepted: int, seconds: float) -> None:
         """The round's `guesses`, the first `accepted` of them right, took `seconds`: the next size,
@@ -205,8 +244,8 @@ class DraftGovernor:
             self._since_judged()
 
     def record(self, drafted: int, accepted: int, seconds: float) -> None:
-        """A whole drafted round at once (drafted_round, accept and end_round)."""
-        self.drafted_round(drafted)
+        """A whole drafted round at once (begin_round, accept and end_round)."""
+        self.begin_round(drafted)
         self.accepted += accepted
         self._accepted += accepted
         self.end_round(drafted, accepted, seconds)
@@ -224,16 +263,17 @@ class DraftGovernor:
 
 
 def open_drafter(llm: llama_adapter.Llama, header: GGUFHeader, n_ctx: int, options: LoadOptions,
-                 n_threads: int) -> tuple[Drafter | None, str]:
+                 n_threads: int, available_ram: int | None) -> tuple[Drafter | None, str]:
     """The drafter the settings ask for with the model `llm` just loaded from `header`, and a note
     when it is not what they ask (drafting_plan's: a draft model that cannot be used or drafting that
-    would not fit; or a model whose KV cache cannot be cut back)."""
+    would not fit; or a model whose KV cache cannot be cut back). available_ram: free before the model
+    loaded (the plan counts the model's own memory)."""
     if options.drafting == "off":
         return None, ""
     if not llama_adapter.can_rewind(llm):
         return None, (f"Speculative decoding is off: {header.architecture} models keep a running state "
                       "that cannot take back a wrong guess.")
-    chosen = plan(header, n_ctx, options, available_ram_bytes())
+    chosen = plan(header, n_ctx, options, available_ram)
     if not chosen.on:
         return None, chosen.note
     if not chosen.draft_path:
@@ -245,4 +285,19 @@ def open_drafter(llm: llama_adapter.Llama, header: GGUFHeader, n_ctx: int, optio
         name = Path(chosen.draft_path).name
         return PromptLookup(), f"llama.cpp could not load the draft model {name} ({error}): " \
                                "prompt lookup drafts instead."
+    if not llama_adapter.can_rewind(draft):
+        draft.close()
+        return PromptLookup(), f"The draft model {Path(chosen.draft_path).name} keeps a running state " \
+                               "that cannot take back a wrong guess: prompt lookup drafts instead."
     return DraftModel(draft, Path(chosen.draft_path).name), chosen.note
+
+
+def replace_failed(drafter: Drafter | None) -> tuple[Drafter | None, str]:
+    """A draft model that llama.cpp failed gives way to prompt lookup, with the note that says why;
+    any other drafter stays, with no note."""
+    failed = getattr(drafter, "failed", "")
+    if drafter is None or not failed:
+        return drafter, ""
+    drafter.close()
+    return PromptLookup(), f"The {drafter.name} failed ({failed}): prompt lookup drafts instead."
+

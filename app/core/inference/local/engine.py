@@ -17,12 +17,12 @@ from time import perf_counter
 
 from app.core.chat.reasoning import OPEN as OPEN_THOUGHT
 from app.core.chat.sampling import SamplingParams, answer_limit
-from app.core.common.system import default_threads
+from app.core.common.system import available_ram_bytes, default_threads
 from app.core.inference.local import decoding, llama_adapter
 from app.core.inference.local import devices as backends
 from app.core.inference.local.chat_template import ChatTemplate, TemplateError
 from app.core.inference.local.conversation_caches import ConversationCaches
-from app.core.inference.local.drafting import Drafter, DraftGovernor, PlainSpeed, open_drafter
+from app.core.inference.local.drafting import Drafter, DraftGovernor, PlainSpeed, open_drafter, replace_failed
 from app.core.inference.local.embeddings import Embedder
 from app.core.inference.local.kv_cache import KVCacheStore
 from app.core.inference.local.load_checks import check_fits, checked_header, explain_load_failure, first_line
@@ -89,6 +89,7 @@ class Engine:
                    "runs on the CPU. See README to build with CUDA, Metal or Vulkan."
             options = replace(options, n_gpu_layers=0)
         check_fits(header, n_ctx, options)
+        available = available_ram_bytes()  # before the model takes its share: drafting is planned beside it
         try:
             llm = self._create(path, n_ctx, options, header)
         except EngineError as error:
@@ -108,7 +109,7 @@ class Engine:
         self._llm = llm
         self._embedder = Embedder(str(path), llm.n_ctx(), options, options.n_threads or default_threads())
         self._drafter, drafting_note = open_drafter(llm, header, llm.n_ctx(), options,
-                                                    options.n_threads or default_threads())
+                                                    options.n_threads or default_threads(), available)
         self._drafting_mode, self._plain_speed = options.drafting, PlainSpeed()
         stat = path.stat()
         self._caches.fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime}|{llm.n_ctx()}|" \
@@ -259,7 +260,12 @@ class Engine:
                               "the message, or load the model with a longer context.",
                               kind=EngineError.CONTEXT_TOO_SMALL)
         max_tokens = answer_limit(sampling.max_tokens, room)
-        if not self._read_prompt(llm, tokens, cached, should_stop, on_prompt_progress):
+        self._drafter, note = replace_failed(self._drafter)
+        if note and self.info is not None:
+            self.info = replace(self.info, drafting=self._drafter.name, drafting_note=note)
+        catch_up = getattr(self._drafter, "catch_up", lambda prompt, stop: True)  # a draft model's reading
+        if not (self._read_prompt(llm, tokens, cached, should_stop, on_prompt_progress)
+                and catch_up(tokens, should_stop)):
             yield GenerationStats(len(tokens), 0, 0.0, 0.0, perf_counter() - started, "user",
                                   cached_tokens=cached)
             return
