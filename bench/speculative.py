@@ -28,13 +28,13 @@ STOP_DELAYS_S after the first token arrived, and the time to the finished answer
 most and the median over the trials). It should be within one drafted batch (1 + MAX_DRAFT_TOKENS
 tokens in one llama_decode, timed on raw) plus the engine process's send interval (SEND_EVERY_S).
 
-Exactness with flash attention: without it, llama.cpp's CPU attention sums a position's scores in
-another order in a batch than alone, so a drafted batch can round a near-tie otherwise than plain
-decoding and the greedy answers part. With flash attention a position is computed alike alone or
-batched: one more round answers every prompt by raw Llama(flash_attn=True) and by the engine process
-with LoadOptions(flash_attn=True, drafting "auto"), both from an empty context, raw reading the prompt
-in the app's batches; the drafted answers should equal raw's. Reported: identical answers, the same
-agreement shares, and the median auto/raw ratio per kind (informational: no target).
+Agreement with flash attention: llama.cpp's CPU kernels can compute a position in a batch a little
+differently than alone (another order of sums), so a drafted batch can round a near-tie otherwise
+than plain decoding and the greedy answers part. With flash attention that happens later: at short
+contexts not at all (measured), at a few hundred tokens it does. One more round answers every prompt
+by raw Llama(flash_attn=True) and by the engine process with LoadOptions(flash_attn=True, drafting
+"auto"), both from an empty context, raw reading the prompt in the app's batches. Reported: identical
+answers, the same agreement shares, and the median auto/raw ratio per kind (informational: no target).
 
 --quick: one round, one prompt of each kind, 48 tokens; the same table and JSON keys.
 Prints a table, then one JSON object as the last line.
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -56,13 +55,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.speculative_corpus import CORPUS, QUICK, STOP_PROMPT  # noqa: E402
+from bench.speculative_report import CONTENDERS, flash_row, mean_share, prompt_row, report, rounded  # noqa: E402
 
 N_CTX = 4096
 TARGETS = {"quoting": 1.5, "ordinary": 0.98}
 STOP_LIMIT = 256  # the stopped answers' max_tokens: Stop, not the limit, ends them
 STOP_DELAYS_S = (0.2, 0.25, 0.3, 0.35, 0.4)  # Stop is asked this long after the first token (--quick: 3)
 BATCH_TIMINGS = 7
-CONTENDERS = ("raw", "auto", "off")
 
 
 def main() -> int:
@@ -169,8 +168,8 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
         mine = [row for row in rows if row["kind"] == kind]
         auto = statistics.median(r["ratio_auto_raw"] for r in mine) if mine else None
         off = statistics.median(r["ratio_off_raw"] for r in mine) if mine else None
-        groups[kind] = {"prompts": len(mine), "median_ratio_auto_raw": _round(auto, 3),
-                        "median_ratio_off_raw": _round(off, 3), "target": target,
+        groups[kind] = {"prompts": len(mine), "median_ratio_auto_raw": rounded(auto, 3),
+                        "median_ratio_off_raw": rounded(off, 3), "target": target,
                         "pass": auto is not None and auto >= target}
     identical = sum(row["agreement"]["identical"] for row in rows)
     return {
@@ -180,8 +179,8 @@ def run(args, model: Path, corpus: list[tuple[str, str, str]], home: Path) -> di
         "drafting": {mode: info.drafting for mode, info in infos.items()},
         "prompts": rows, "groups": groups,
         "agreement": {"identical": identical, "of": len(rows),
-                      "mean_prefix_share": _mean(r["agreement"]["prefix_share"] for r in rows),
-                      "mean_position_share": _mean(r["agreement"]["position_share"] for r in rows),
+                      "mean_prefix_share": mean_share(r["agreement"]["prefix_share"] for r in rows),
+                      "mean_position_share": mean_share(r["agreement"]["position_share"] for r in rows),
                       "off_identical": sum(r["agreement_off"]["identical"] for r in rows)},
         "stop": stop, "targets": TARGETS, "flash_attention": flash,
         "pass": all(group["pass"] for group in groups.values()),
@@ -196,8 +195,8 @@ def replace_drafting(options, mode: str, **more):
 
 def flash_attention_round(args, model: Path, corpus, prompts: dict[str, list[int]], engine, options, ids,
                           tokenize) -> dict:
-    """One round of raw and the app (drafting "auto") both with flash attention, where a position is
-    computed alike alone or in a drafted batch: the greedy answers should be raw's, token for token."""
+    """One round of raw and the app (drafting "auto") both with flash attention, where a batched
+    position is computed like a lone one for longer: how many greedy answers stay raw's."""
     import llama_cpp
 
     info = engine.load(str(model), replace_drafting(options, "auto", flash_attn=True))
@@ -222,12 +221,13 @@ def flash_attention_round(args, model: Path, corpus, prompts: dict[str, list[int
     for kind in TARGETS:
         ratios = [row["ratio_auto_raw"] for row in rows if row["kind"] == kind]
         groups[kind] = {"prompts": len(ratios),
-                        "median_ratio_auto_raw": _round(statistics.median(ratios), 3) if ratios else None}
+                        "median_ratio_auto_raw": rounded(statistics.median(ratios), 3) if ratios else None}
     return {"raw": "llama_cpp.Llama(flash_attn=True), greedy, no drafting",
             "app": "engine process, LoadOptions(flash_attn=True, drafting=\"auto\")",
             "drafting": info.drafting, "identical": sum(row["agreement"]["identical"] for row in rows),
-            "of": len(rows), "mean_prefix_share": _mean(row["agreement"]["prefix_share"] for row in rows),
-            "mean_position_share": _mean(row["agreement"]["position_share"] for row in rows),
+            "of": len(rows),
+            "mean_prefix_share": mean_share(row["agreement"]["prefix_share"] for row in rows),
+            "mean_position_share": mean_share(row["agreement"]["position_share"] for row in rows),
             "groups": groups, "prompts": rows}
 
 
@@ -341,62 +341,6 @@ def _decode_times(llm, adapter, prompt: list[int], batch: int) -> tuple[float, f
     return statistics.median(times[batch]), statistics.median(times[1])
 
 
-# -- figures ----------------------------------------------------------------------------------------
-
-def agreement(tokenize, raw_text: str, app_text: str) -> dict:
-    raw, app = tokenize(raw_text), tokenize(app_text)
-    prefix = 0
-    for a, b in zip(raw, app, strict=False):
-        if a != b:
-            break
-        prefix += 1
-    same = sum(a == b for a, b in zip(raw, app, strict=False))
-    longest = max(len(raw), len(app))
-    return {"prefix_share": round(prefix / len(raw), 4) if raw else 1.0,
-            "position_share": round(same / longest, 4) if longest else 1.0,
-            "identical": raw_text == app_text}
-
-
-def prompt_row(name: str, kind: str, prompt_tokens: int, results: dict[str, list[dict]], tokenize) -> dict:
-    tok_s = {c: statistics.median(r["tok_s"] for r in results[c]) for c in CONTENDERS}
-    auto = results["auto"]
-    drafted, accepted = sum(r["drafted"] for r in auto), sum(r["accepted"] for r in auto)
-    return {
-        "name": name, "kind": kind, "prompt_tokens": prompt_tokens,
-        "tokens": {c: [r["tokens"] for r in results[c]] for c in CONTENDERS},
-        "tok_s": {c: round(v, 2) for c, v in tok_s.items()},
-        "tok_s_rounds": {c: [round(r["tok_s"], 2) for r in results[c]] for c in CONTENDERS},
-        "ratio_auto_raw": round(tok_s["auto"] / tok_s["raw"], 3) if tok_s["raw"] else 0.0,
-        "ratio_off_raw": round(tok_s["off"] / tok_s["raw"], 3) if tok_s["raw"] else 0.0,
-        "drafting": next((r["drafting"] for r in auto if r["drafting"]), ""),
-        "drafted": drafted, "accepted": accepted,
-        "acceptance": round(accepted / drafted, 4) if drafted else None,
-        "auto_paused_rounds": sum(r["turned_off"] for r in auto),  # rounds where auto paused drafting
-        "app_cached_tokens": max(r["cached_tokens"] for c in ("auto", "off") for r in results[c]),
-        "agreement": agreement(tokenize, results["raw"][0]["text"], auto[0]["text"]),
-        "agreement_off": agreement(tokenize, results["raw"][0]["text"], results["off"][0]["text"]),
-    }
-
-
-def flash_row(name: str, kind: str, prompt_tokens: int, answers: dict[str, dict], tokenize) -> dict:
-    raw, auto = answers["raw"], answers["auto"]
-    return {"name": name, "kind": kind, "prompt_tokens": prompt_tokens,
-            "tokens": {"raw": raw["tokens"], "auto": auto["tokens"]},
-            "tok_s": {"raw": round(raw["tok_s"], 2), "auto": round(auto["tok_s"], 2)},
-            "ratio_auto_raw": round(auto["tok_s"] / raw["tok_s"], 3) if raw["tok_s"] else 0.0,
-            "drafted": auto["drafted"], "accepted": auto["accepted"],
-            "app_cached_tokens": auto["cached_tokens"],
-            "agreement": agreement(tokenize, raw["text"], auto["text"])}
-
-
-def _mean(values) -> float:
-    return round(statistics.mean(values), 4)
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def _prompt_tokens(engine_class, model: Path, options, corpus) -> dict[str, list[int]]:
     """The exact prompt tokens the app sends for each prompt (its chat template), for raw."""
     engine = engine_class()
@@ -405,57 +349,6 @@ def _prompt_tokens(engine_class, model: Path, options, corpus) -> dict[str, list
         return {name: engine.tokenize_chat([{"role": "user", "content": text}]) for name, _, text in corpus}
     finally:
         engine.unload()
-
-
-def report(figures: dict) -> None:
-    print(f"model {figures['model']}, {figures['threads']} threads, n_ctx {figures['n_ctx']}, "
-          f"{figures['tokens']} tokens, {figures['rounds']} round(s), app: {figures['app']}, "
-          f"drafting auto: {figures['drafting']['auto'] or 'none'}")
-    print(f"{'prompt':<32}{'kind':<9}{'tokens r/a/o':>14}{'raw t/s':>9}{'auto t/s':>9}{'off t/s':>9}"
-          f"{'auto/raw':>9}{'off/raw':>8}{'accept':>8}{'paused':>9}{'agree pre':>10}{'agree pos':>10}"
-          f"{'same':>6}")
-    for row in figures["prompts"]:
-        counts = "/".join(str(row["tokens"][c][0]) for c in CONTENDERS)
-        accept = "-" if row["acceptance"] is None else f"{row['acceptance']:.2f}"
-        turned = f"{row['auto_paused_rounds']}/{len(row['tokens']['auto'])}"
-        agree = row["agreement"]
-        print(f"{row['name'][:31]:<32}{row['kind']:<9}{counts:>14}{row['tok_s']['raw']:>9.1f}"
-              f"{row['tok_s']['auto']:>9.1f}{row['tok_s']['off']:>9.1f}{row['ratio_auto_raw']:>9.3f}"
-              f"{row['ratio_off_raw']:>8.3f}{accept:>8}{turned:>9}{agree['prefix_share']:>10.3f}"
-              f"{agree['position_share']:>10.3f}{'yes' if agree['identical'] else 'no':>6}")
-    for kind, group in figures["groups"].items():
-        verdict = "PASS" if group["pass"] else "FAIL"
-        print(f"{kind} prompts: median auto/raw {group['median_ratio_auto_raw']} "
-              f"(target >= {group['target']}: {verdict}), median off/raw {group['median_ratio_off_raw']}")
-    agree = figures["agreement"]
-    print(f"greedy agreement with raw: identical answers {agree['identical']} of {agree['of']} "
-          f"(drafting off: {agree['off_identical']} of {agree['of']}); mean share before the first "
-          f"difference {agree['mean_prefix_share']}, mean share of positions that agree "
-          f"{agree['mean_position_share']}")
-    flash = figures["flash_attention"]
-    ratios = ", ".join(f"{kind} {group['median_ratio_auto_raw']}" for kind, group in flash["groups"].items())
-    print(f"with flash attention (raw Llama(flash_attn=True) vs the app, drafting auto: "
-          f"{flash['drafting'] or 'none'}): identical answers {flash['identical']} of {flash['of']}; mean "
-          f"share before the first difference {flash['mean_prefix_share']}, mean share of positions that "
-          f"agree {flash['mean_position_share']}; median auto/raw {ratios} (informational)")
-    parted = [row["name"] for row in flash["prompts"] if not row["agreement"]["identical"]]
-    if parted:
-        print(f"with flash attention the answers differ on: {', '.join(parted)}")
-    stop = figures["stop"]
-    for trial in stop["trials"]:
-        latency = "not measured (the answer ended first)" if trial["latency_s"] is None else \
-            f"latency {trial['latency_s'] * 1000:.0f} ms"
-        print(f"stop with drafting on ({stop['drafting'] or 'nothing drafted'}), asked {trial['delay_s']} s "
-              f"after the first token: {trial['tokens_seen_when_asked']} tokens had arrived, the answer had "
-              f"{trial['tokens_when_stopped']} (limit {stop['limit']}, ended by {trial['stop_reason']}); "
-              f"{latency}")
-    most = "-" if stop["max_latency_s"] is None else f"{stop['max_latency_s'] * 1000:.0f} ms"
-    print(f"stop latency: at most {most}; one drafted batch of {stop['batch_tokens']} tokens "
-          f"{stop['batch_s'] * 1000:.0f} ms (one token {stop['one_token_s'] * 1000:.0f} ms) + send interval "
-          f"{stop['send_every_s'] * 1000:.0f} ms = {stop['bound_s'] * 1000:.0f} ms: "
-          f"{'within' if stop['within_bound'] else 'NOT within'} one batch")
-    print(f"overall: {'PASS' if figures['pass'] else 'FAIL'}")
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 Every token of an answer must be the model's own choice: drafted guesses only save work. With greedy
 sampling that means the plain answer; with a seed, the same sampled answer. Stop still works per token.
 
-Where the answers are compared, the model runs with flash attention: llama.cpp's flash attention
-computes each position the same way whether it is read alone or in a batch, so drafting must give
-exactly the plain tokens. (Without it, llama.cpp's batched attention sums in another order: logits
-differ in the last digits and a near-tie may go the other way; bench/speculative.py measures how often.)
+Where the answers are compared, the contexts are short and the model runs with flash attention: there
+llama.cpp computes a position the same whether it is read alone or in a batch (measured), so drafting
+must give exactly the plain tokens. (At longer contexts, and without flash attention sooner, its CPU
+kernels sum in another order in a batch: logits differ a little and a near-tie may go the other way;
+bench/speculative.py measures how often.)
 """
 
 from __future__ import annotations
