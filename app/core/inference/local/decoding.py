@@ -40,13 +40,7 @@ def generate(llm: llama_adapter.Llama, prompt: Sequence[int], sampling: dict,
     generator) within one token stops the work; the context then holds the prompt and the answer's
     tokens evaluated so far, never an unchecked guess. RuntimeError or ValueError when llama_decode fails."""
     sampler = llama_adapter.new_sampler(llm, **sampling)
-    keep = 0
-    for a, b in zip(llama_adapter.evaluated_tokens(llm), prompt[:-1], strict=False):
-        if a != b:
-            break
-        keep += 1
-    if not llama_adapter.rewind(llm, keep):
-        llm.reset()
+    llama_adapter.keep_common_prefix(llm, prompt)
     llm.eval(prompt[llm.n_tokens:])  # at least the last prompt token: its logits give the first token
     valid = llm.n_tokens  # the evaluated tokens that are the prompt and the answer so far
     token = llama_adapter.sample(llm, sampler)

@@ -119,7 +119,7 @@ class DraftModel:
         batches. False when stopped."""
         llm = self.llm
         try:
-            self._keep_common_prefix(prompt)
+            llama_adapter.keep_common_prefix(llm, prompt)
             for start in range(llm.n_tokens, len(prompt) - 1, llm.n_batch):
                 if should_stop():
                     return False
@@ -134,7 +134,7 @@ class DraftModel:
         if n <= 0 or self.failed:
             return []
         try:
-            self._keep_common_prefix(tokens)
+            llama_adapter.keep_common_prefix(llm, tokens)
             llm.eval(tokens[llm.n_tokens:])
             guesses: list[int] = []
             while True:
@@ -145,16 +145,6 @@ class DraftModel:
         except (RuntimeError, ValueError) as error:  # a failed llama_decode: the answer goes on without
             self._fail(error)
             return []
-
-    def _keep_common_prefix(self, tokens: Sequence[int]) -> None:
-        """Keep what the draft model read that `tokens` start with (all but their last token)."""
-        llm, keep = self.llm, 0
-        for a, b in zip(llama_adapter.evaluated_tokens(llm), tokens[:-1], strict=False):
-            if a != b:
-                break
-            keep += 1
-        if not llama_adapter.rewind(llm, keep):
-            llm.reset()
 
     def _fail(self, error: Exception) -> None:
         log.warning("the draft model failed: %s", error)

@@ -301,6 +301,18 @@ def rewind(llm: Llama, n: int) -> bool:
     return True
 
 
+def keep_common_prefix(llm: Llama, tokens) -> None:
+    """Keep the evaluated tokens that `tokens` start with, all but their last (whose logits the next
+    decode must give); forget the rest, or everything where the cache cannot be cut."""
+    keep = 0
+    for a, b in zip(evaluated_tokens(llm), tokens[:-1], strict=False):
+        if a != b:
+            break
+        keep += 1
+    if not rewind(llm, keep):
+        llm.reset()
+
+
 def can_rewind(llm: Llama) -> bool:
     """Whether drafted tokens can be taken back: not in recurrent or hybrid models, whose state holds
     every token read so far."""
