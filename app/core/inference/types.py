@@ -125,11 +125,6 @@ class GenerationStats:
     accepted_tokens: int = 0
     drafting_turned_off: bool = False
 
-    @property
-    def acceptance(self) -> float | None:
-        """The share of drafted tokens accepted; None when nothing was drafted."""
-        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
-
 
 ChatMessages = list[dict[str, str]]  # [{"role": ..., "content": ...}, ...]: what a model is asked
 

@@ -233,13 +233,6 @@ class DraftGovernor:
             self.size = min(RETRY_DRAFT, self.most)
             self._since_judged()
 
-    def record(self, drafted: int, accepted: int, seconds: float) -> None:
-        """A whole drafted round at once (begin_round, accept and end_round)."""
-        self.begin_round(drafted)
-        self.accepted += accepted
-        self._accepted += accepted
-        self.end_round(drafted, accepted, seconds)
-
     def _pays(self) -> bool:
         """Whether drafted rounds deliver tokens faster than plain decoding. For cheap guesses the share
         of right ones decides where it is clear, and timing (noisy on a busy machine) only in between;
