@@ -62,7 +62,7 @@ class LoadOptions:
     use_mmap: bool = True
     use_mlock: bool = False
     kv_cache_type: str = "f16"  # a key of app.core.models.memory.KV_BYTES_PER_VALUE
-    # Speculative decoding (drafting): "auto" drafts where it pays and stops for the rest of an answer
+    # Speculative decoding (drafting): "auto" drafts where it pays and pauses (for longer each time)
     # where it does not; "on" always drafts; "off" never does.
     drafting: str = "auto"  # one of DRAFTING_MODES
     draft_model: str = ""  # a small GGUF sharing the model's vocabulary that drafts; "": prompt lookup

@@ -45,7 +45,7 @@ _DRAFTING_TIP = (
     "Speculative decoding: the model checks several guessed tokens in one pass instead of writing one "
     "token per pass, which is faster when the guesses are right. The guesses come from the conversation "
     "itself (prompt lookup: text being edited or quoted, a list being continued) or from a small draft "
-    "model.\nAutomatic turns it off for the rest of an answer where too few guesses are right, so "
+    "model.\nAutomatic pauses it where too few guesses are right and tries again later, so "
     "ordinary chat costs almost nothing; Always on keeps it on; Off never guesses.\nEvery token shown "
     "is still the model's own choice: a wrong guess is thrown away.")
 _DRAFT_MODEL_TIP = (
